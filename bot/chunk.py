@@ -1,0 +1,118 @@
+"""Split documents into passages sized for a chat message, each with full provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+
+from bot.ingest import Document
+from bot.refs import find_refs
+
+SECTION_SEP = " › "
+# A passage should read well in a chat: a few sentences up to a short paragraph.
+MAX_CHARS = 750
+MIN_CHARS = 220
+
+_SENTENCE_SPLIT = re.compile(r"(?<=[.!?»])\s+(?=[A-ZÆØÅ0-9«(§\-])|\n")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One citable piece of a document."""
+
+    id: str
+    doc_id: str
+    doc_title: str
+    kind: str
+    section: str  # "Title › Heading › Subheading"
+    headings: tuple[str, ...]
+    text: str
+    page: int | None
+    position: int  # order of the passage within its document
+    audience: str
+    language: str
+    url: str | None
+    updated: str | None
+    refs: tuple[str, ...]
+    content_hash: str
+
+    def embed_text(self) -> str:
+        """What the embedder and lexical index see: the heading path gives a short passage its context."""
+        return f"{self.section}\n{self.text}"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["headings"] = list(self.headings)
+        data["refs"] = list(self.refs)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Passage":
+        return cls(**{**data, "headings": tuple(data["headings"]), "refs": tuple(data["refs"])})
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_SPLIT.split(text) if s and s.strip()]
+
+
+def _pieces(section_text: str) -> list[str]:
+    """Paragraphs, with long ones cut at sentence boundaries and short ones joined to their neighbour."""
+    pieces: list[str] = []
+    for para in section_text.split("\n\n"):
+        if len(para) <= MAX_CHARS:
+            pieces.append(para)
+            continue
+        current = ""
+        for sentence in split_sentences(para):
+            sep = "\n" if sentence.startswith(("-", "•")) or current.endswith(":") else " "
+            if current and len(current) + len(sentence) + 1 > MAX_CHARS:
+                pieces.append(current)
+                current = sentence
+            else:
+                current = f"{current}{sep}{sentence}" if current else sentence
+        if current:
+            pieces.append(current)
+    merged: list[str] = []
+    for piece in pieces:
+        # A short lead-in ("Planen skal vise:") belongs with what follows it.
+        if merged and (len(merged[-1]) < MIN_CHARS or len(piece) < MIN_CHARS or merged[-1].endswith(":")) \
+                and len(merged[-1]) + len(piece) + 2 <= MAX_CHARS:
+            merged[-1] = f"{merged[-1]}\n\n{piece}"
+        else:
+            merged.append(piece)
+    return merged
+
+
+def chunk_document(doc: Document) -> list[Passage]:
+    """All passages of a document, in reading order, with stable ids."""
+    passages: list[Passage] = []
+    seen_ids: set[str] = set()
+    for section in doc.sections:
+        section_path = SECTION_SEP.join((doc.title,) + section.headings)
+        heading_refs = find_refs(" ".join(section.headings))
+        for text in _pieces(section.text):
+            refs = tuple(dict.fromkeys(find_refs(text) + heading_refs))
+            digest = hashlib.sha1(f"{doc.id}\n{section_path}\n{text}".encode()).hexdigest()
+            pid = f"{doc.id}#{digest[:10]}"
+            while pid in seen_ids:  # identical text twice in one section: keep ids unique and stable
+                pid += "x"
+            seen_ids.add(pid)
+            passages.append(Passage(
+                id=pid,
+                doc_id=doc.id,
+                doc_title=doc.title,
+                kind=doc.kind,
+                section=section_path,
+                headings=section.headings,
+                text=text,
+                page=section.page,
+                position=len(passages),
+                audience=doc.audience,
+                language=doc.language,
+                url=doc.url,
+                updated=doc.updated,
+                refs=refs,
+                content_hash=hashlib.sha1(f"{section_path}\n{text}".encode()).hexdigest(),
+            ))
+    return passages

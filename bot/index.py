@@ -1,0 +1,218 @@
+"""Build and load the passage index: passages, their embeddings (faiss) and the lexical index (bm25s).
+
+Layout under index_dir:
+  builds/<stamp>/   one complete build: passages.jsonl, vectors.npy, dense.faiss, lexical/, manifest.json
+  current           symlink to the build in service, swapped atomically when a new build is complete
+  cache/            embeddings by content hash, per embedder, so a rebuild only embeds what changed
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from bot.chunk import Passage, chunk_document
+from bot.embed import Embedder
+from bot.errors import EmbedderMismatchError, IndexMissingError
+from bot.ingest import Document, load_documents
+from bot.lexical import LexicalIndex
+
+# Exact search is fast enough below this many passages; above it, HNSW keeps queries well under 100 ms.
+HNSW_FROM = 20_000
+HNSW_M = 32
+HNSW_EF_SEARCH = 96
+FORMAT_VERSION = 1
+
+
+@dataclass
+class BuildSummary:
+    documents: int
+    passages: int
+    embedded: int
+    reused: int
+    seconds: float
+    path: Path
+    warnings: list[str] = field(default_factory=list)
+
+
+def _cache_paths(index_dir: Path, embedder: Embedder) -> tuple[Path, Path]:
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{embedder.name}-{embedder.version}-{embedder.dim}")
+    folder = index_dir / "cache"
+    return folder / f"{slug}.npy", folder / f"{slug}.json"
+
+
+def _load_cache(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
+    vec_path, key_path = _cache_paths(index_dir, embedder)
+    try:
+        keys = json.loads(key_path.read_text())
+        vectors = np.load(vec_path)
+        if len(keys) != len(vectors) or vectors.shape[1] != embedder.dim:
+            return {}
+        return dict(zip(keys, vectors))
+    except (OSError, ValueError):
+        return {}  # no cache or a damaged one: embed everything again
+
+
+def _save_cache(index_dir: Path, embedder: Embedder, hashes: list[str], vectors: np.ndarray) -> None:
+    vec_path, key_path = _cache_paths(index_dir, embedder)
+    vec_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_vec, tmp_key = vec_path.with_suffix(".tmp.npy"), key_path.with_suffix(".tmp")
+    np.save(tmp_vec, vectors)
+    tmp_key.write_text(json.dumps(hashes))
+    os.replace(tmp_vec, vec_path)
+    os.replace(tmp_key, key_path)
+
+
+def make_dense_index(vectors: np.ndarray) -> faiss.Index:
+    """Inner product on normalised vectors (= cosine); exact for small bases, HNSW for large ones."""
+    dim = vectors.shape[1]
+    if len(vectors) >= HNSW_FROM:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+    else:
+        index = faiss.IndexFlatIP(dim)
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _document_row(doc: Document, count: int) -> dict:
+    return {
+        "id": doc.id,
+        "title": doc.title,
+        "kind": doc.kind,
+        "audience": doc.audience,
+        "language": doc.language,
+        "updated": doc.updated,
+        "url": doc.url,
+        "sources": doc.sources,
+        "file": doc.path.name,
+        "passages": count,
+    }
+
+
+def build_index(knowledge_dir: Path, index_dir: Path, embedder: Embedder, batch_size: int = 32,
+                progress=None) -> BuildSummary:
+    """Ingest knowledge_dir and swap in a new index; on any error the index in service is untouched.
+
+    Args:
+        progress: optional callable(total) returning an object with update(n) and close(), e.g. tqdm.
+    """
+    started = time.perf_counter()
+    docs = load_documents(knowledge_dir)
+    passages: list[Passage] = []
+    rows = []
+    for doc in docs:
+        doc_passages = chunk_document(doc)
+        passages.extend(doc_passages)
+        rows.append(_document_row(doc, len(doc_passages)))
+    warnings = [f"{r['file']}: no passages (empty document?)" for r in rows if r["passages"] == 0]
+
+    cache = _load_cache(index_dir, embedder)
+    hashes = [p.content_hash for p in passages]
+    missing = sorted({h for h in hashes if h not in cache})
+    texts = {p.content_hash: p.embed_text() for p in passages}
+    bar = progress(len(missing)) if progress and missing else None
+    if missing:
+        new = embedder.embed_passages([texts[h] for h in missing], batch_size, bar.update if bar else None)
+        cache.update(zip(missing, new))
+    if bar:
+        bar.close()
+    vectors = np.stack([cache[h] for h in hashes]).astype(np.float32) if passages else np.empty((0, embedder.dim), np.float32)
+
+    builds = index_dir / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
+    tmp = builds / f".tmp-{stamp}"
+    try:
+        tmp.mkdir()
+        with open(tmp / "passages.jsonl", "w", encoding="utf-8") as fh:
+            for p in passages:
+                fh.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")
+        np.save(tmp / "vectors.npy", vectors)
+        faiss.write_index(make_dense_index(vectors), str(tmp / "dense.faiss"))
+        LexicalIndex.build([p.embed_text() for p in passages]).save(tmp / "lexical")
+        manifest = {
+            "format": FORMAT_VERSION,
+            "embedder": embedder.identity(),
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "passages": len(passages),
+            "documents": rows,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+        final = builds / stamp
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _swap_current(index_dir, final)
+    _save_cache(index_dir, embedder, hashes, vectors)
+    return BuildSummary(
+        documents=len(docs), passages=len(passages), embedded=len(missing),
+        reused=len(set(hashes)) - len(missing), seconds=time.perf_counter() - started, path=final, warnings=warnings,
+    )
+
+
+def _swap_current(index_dir: Path, build: Path) -> None:
+    """Point index_dir/current at build in one atomic rename, then drop older builds."""
+    link = index_dir / "current"
+    tmp_link = index_dir / f".current-{os.getpid()}"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(Path("builds") / build.name)
+    os.replace(tmp_link, link)
+    for old in (index_dir / "builds").iterdir():
+        if old != build and not old.name.startswith(".tmp-"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class LoadedIndex:
+    passages: list[Passage]
+    vectors: np.ndarray
+    dense: faiss.Index
+    lexical: LexicalIndex
+    manifest: dict
+
+    @property
+    def documents(self) -> list[dict]:
+        return self.manifest["documents"]
+
+
+def load_index(index_dir: Path, embedder: Embedder | None = None) -> LoadedIndex:
+    """Load the index in service; refuses one built by another embedder than `embedder`."""
+    current = index_dir / "current"
+    hint = "Run `kap12 index` to build it."
+    if not (current / "manifest.json").exists():
+        raise IndexMissingError(f"No index in {index_dir.resolve()}. {hint}")
+    try:
+        manifest = json.loads((current / "manifest.json").read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT_VERSION:
+            raise ValueError(f"index format {manifest.get('format')} is not {FORMAT_VERSION}")
+        if embedder is not None and manifest["embedder"] != embedder.identity():
+            built = manifest["embedder"]
+            raise EmbedderMismatchError(
+                f"The index was built with {built['name']} ({built['version']}, dim {built['dim']}), but the "
+                f"settings ask for {embedder.name} ({embedder.version}, dim {embedder.dim}). "
+                "Run `kap12 index` to rebuild it with the configured embedder."
+            )
+        with open(current / "passages.jsonl", encoding="utf-8") as fh:
+            passages = [Passage.from_json(json.loads(line)) for line in fh if line.strip()]
+        vectors = np.load(current / "vectors.npy")
+        dense = faiss.read_index(str(current / "dense.faiss"))
+        lexical = LexicalIndex.load(current / "lexical")
+        if not (len(passages) == len(vectors) == dense.ntotal == manifest["passages"]):
+            raise ValueError("passages, vectors and indexes disagree in length")
+    except EmbedderMismatchError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        raise IndexMissingError(f"The index in {index_dir.resolve()} is damaged ({exc}). {hint}") from None
+    if isinstance(dense, faiss.IndexHNSWFlat):
+        dense.hnsw.efSearch = HNSW_EF_SEARCH
+    return LoadedIndex(passages, vectors, dense, lexical, manifest)

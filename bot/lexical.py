@@ -1,0 +1,104 @@
+"""Lexical search: BM25 (bm25s) over character 4-grams, with a glossary of lay and nynorsk synonyms.
+
+Character n-grams match across bokmål/nynorsk spellings (undersøke/undersøkje), split or joined compounds
+(skole miljø/skolemiljø) and typos, which word tokens with a stemmer miss.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import yaml
+
+from bot.errors import Kap12Error
+
+NGRAM = 4
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def normalise_query(text: str) -> str:
+    """Lowercase, NFC, punctuation to spaces: the form both tokenising and glossary matching use."""
+    text = unicodedata.normalize("NFC", text).lower()
+    return " ".join(_WORD.findall(text))
+
+
+def char_ngrams(text: str, n: int = NGRAM) -> list[str]:
+    """Padded character n-grams per word; short words count as one token each."""
+    tokens: list[str] = []
+    for word in normalise_query(text).split():
+        padded = f" {word} "
+        if len(padded) <= n:
+            tokens.append(padded)
+        else:
+            tokens.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
+    return tokens
+
+
+@dataclass(frozen=True)
+class GlossaryEntry:
+    canonical: tuple[str, ...]  # search terms added to the query
+    variants: tuple[str, ...]   # what users write instead
+
+
+class Glossary:
+    """Synonym groups from knowledge/glossary.yaml; a query with a variant also searches the canonical terms."""
+
+    def __init__(self, entries: list[GlossaryEntry]):
+        self.entries = entries
+        self._patterns = [
+            (entry, re.compile(r"\b(?:" + "|".join(re.escape(normalise_query(t)) for t in entry.variants + entry.canonical) + r")"))
+            for entry in entries
+        ]
+
+    @classmethod
+    def load(cls, path: Path) -> "Glossary":
+        if not path.exists():
+            return cls([])
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+            entries = [
+                GlossaryEntry(tuple(str(t) for t in item["canonical"]), tuple(str(t) for t in item.get("variants", [])))
+                for item in data
+            ]
+        except (yaml.YAMLError, KeyError, TypeError) as exc:
+            raise Kap12Error(f"{path}: glossary must be a list of {{canonical: [...], variants: [...]}} ({exc})") from None
+        return cls(entries)
+
+    def expand(self, text: str) -> str:
+        """The text followed by the canonical terms of every group it mentions."""
+        norm = normalise_query(text)
+        extra = [t for entry, pattern in self._patterns if pattern.search(norm) for t in entry.canonical]
+        return f"{text} {' '.join(extra)}" if extra else text
+
+
+class LexicalIndex:
+    """BM25 over character n-grams of each passage's heading path and text."""
+
+    def __init__(self, retriever: bm25s.BM25):
+        self._bm25 = retriever
+        self._vocab = set(retriever.vocab_dict)
+
+    @classmethod
+    def build(cls, texts: list[str]) -> "LexicalIndex":
+        retriever = bm25s.BM25(k1=1.2, b=0.75)
+        retriever.index([char_ngrams(t) for t in texts], show_progress=False)
+        return cls(retriever)
+
+    def save(self, folder: Path) -> None:
+        self._bm25.save(str(folder))
+
+    @classmethod
+    def load(cls, folder: Path) -> "LexicalIndex":
+        return cls(bm25s.BM25.load(str(folder)))
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every passage for the query (0 where nothing matches)."""
+        tokens = [t for t in char_ngrams(query) if t in self._vocab]
+        if not tokens:
+            return np.zeros(self._bm25.scores["num_docs"], dtype=np.float32)
+        return self._bm25.get_scores(tokens)

@@ -1,0 +1,222 @@
+"""The `kap12` command line (also `python -m bot`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from bot.config import Settings, load_settings
+from bot.errors import IndexMissingError, Kap12Error
+
+log = logging.getLogger("kap12")
+
+
+def _index(settings: Settings, args) -> int:
+    from tqdm import tqdm
+
+    from bot.embed import make_embedder
+    from bot.index import build_index
+
+    embedder = make_embedder(settings)
+    summary = build_index(
+        settings.knowledge_dir, settings.index_dir, embedder, settings.embed_batch_size,
+        progress=lambda total: tqdm(total=total, desc="Embedding passages", unit="passage", file=sys.stderr,
+                                    disable=args.quiet),
+    )
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"Index built in {summary.path}: {summary.documents} documents, {summary.passages} passages, "
+          f"{summary.embedded} embedded, {summary.reused} reused, {summary.seconds:.1f} s")
+    return 0
+
+
+def _sources(settings: Settings, args) -> int:
+    from bot.chunk import chunk_document
+    from bot.ingest import load_documents
+
+    rows = []
+    for doc in load_documents(settings.knowledge_dir):
+        rows.append({
+            "id": doc.id, "title": doc.title, "kind": doc.kind, "audience": doc.audience,
+            "language": doc.language, "updated": doc.updated, "url": doc.url,
+            "file": str(doc.path.relative_to(settings.knowledge_dir)), "passages": len(chunk_document(doc)),
+        })
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['title']}\n  {r['kind']} · {r['audience']} · {r['language']} · updated {r['updated'] or '-'} · "
+              f"{r['passages']} passages · {r['file']}")
+    return 0
+
+
+def _answerer(settings: Settings):
+    from bot.answer import Answerer
+
+    return Answerer.from_settings(settings)
+
+
+def _print_answer(answer, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
+        return
+    print(answer.answer)
+    for c in answer.citations:
+        refs = f" ({', '.join(c.refs)})" if c.refs else ""
+        print(f"\n[{c.n}] {c.section}{refs}\n    {c.url or 'kilde uten lenke'} · oppdatert {c.updated or '-'}")
+    if answer.suggested_flow:
+        print(f"\nForeslått veiledning: {answer.suggested_flow}")
+
+
+def _ask(settings: Settings, args) -> int:
+    answerer = _answerer(settings)
+    if args.batch:
+        stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8")
+        with stream:
+            for line in stream:
+                if line.strip():
+                    _print_answer(answerer.ask(line.rstrip("\n"), args.role, args.lang), args.json)
+        return 0
+    if args.question is None:
+        raise Kap12Error("Give a question, or --batch FILE (one question per line, '-' for stdin).")
+    _print_answer(answerer.ask(args.question, args.role, args.lang), args.json)
+    return 0
+
+
+def _eval(settings: Settings, args) -> int:
+    from bot.evaluate import evaluate, format_report, load_questions
+
+    items, variants = load_questions(Path(args.file))
+    report = evaluate(_answerer(settings), items, variants, k=args.k)
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _flows(settings: Settings, args) -> int:
+    from bot.flows import check_flows, flow_to_mermaid, load_flows
+
+    flows = load_flows(settings.knowledge_dir / "flows")
+    if args.action == "check":
+        answerer = _answerer(settings)
+        problems = check_flows(flows, lambda key: bool(answerer.resolve_passage_key(key)))
+        for problem in problems:
+            print(problem)
+        print(f"{len(flows)} flows, {sum(len(f.steps) for f in flows.values())} steps: "
+              + ("OK" if not problems else f"{len(problems)} problems"))
+        return 1 if problems else 0
+    if args.mermaid:
+        for flow in flows.values():
+            if args.mermaid == "all" or args.mermaid == flow.id:
+                print(flow_to_mermaid(flow, args.lang))
+        return 0
+    rows = [{"id": f.id, "roles": list(f.roles), "title": f.title.get(args.lang), "steps": len(f.steps)}
+            for f in flows.values()]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['id']:<20} {','.join(r['roles']):<22} {r['steps']:>3} steps  {r['title']}")
+    return 0
+
+
+def ensure_index(settings: Settings) -> None:
+    """Build the index when there is none, so the main command works on a fresh clone."""
+    from bot.embed import make_embedder
+    from bot.index import build_index, load_index
+
+    try:
+        load_index(settings.index_dir)
+    except IndexMissingError:
+        print("Building the index (first start) …", file=sys.stderr)
+        build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size)
+
+
+def _chat(settings: Settings, args) -> int:
+    from bot.console import run_chat
+
+    return run_chat(settings)
+
+
+def _run(settings: Settings, args) -> int:
+    ensure_index(settings)
+    if settings.telegram_token is None:
+        print("No KAP12_TELEGRAM_TOKEN set: starting the terminal chat.", file=sys.stderr)
+        return _chat(settings, args)
+    from bot.telegram_bot import run_telegram
+
+    run_telegram(settings)
+    return 0
+
+
+def _report(settings: Settings, args) -> int:
+    from bot.report import format_report
+    from bot.store import SqliteStore
+
+    store = SqliteStore(settings.data_dir / "state.sqlite3")
+    report = store.report()
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report, args.lang))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kap12", description="kap12-bot: opplæringslova kapittel 12 with sources.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (never message text)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="ingest knowledge/ and build the index")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_index)
+
+    p = sub.add_parser("sources", help="list the knowledge documents")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_sources)
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question", nargs="?")
+    p.add_argument("--role", choices=("parent", "staff", "new_teacher"), default="parent")
+    p.add_argument("--lang", choices=("nb", "nn", "en"), default="nb", help="language of fixed texts")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--batch", metavar="FILE", help="one question per line; '-' reads stdin")
+    p.set_defaults(func=_ask)
+
+    p = sub.add_parser("eval", help="measure retrieval and refusal on a question set")
+    p.add_argument("file")
+    p.add_argument("--k", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("flows", help="list, check or draw the walkthroughs")
+    p.add_argument("action", nargs="?", choices=("list", "check"), default="list")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--mermaid", nargs="?", const="all", metavar="FLOW_ID", help="print Mermaid diagrams")
+    p.add_argument("--lang", choices=("nb", "nn", "en"), default="nb")
+    p.set_defaults(func=_flows)
+
+    p = sub.add_parser("chat", help="chat in the terminal")
+    p.set_defaults(func=_chat)
+
+    p = sub.add_parser("run", help="Telegram with a token, else the terminal chat; builds the index if missing")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("report", help="feedback votes per document and the share of refused questions")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--lang", choices=("nb", "nn", "en"), default="nb")
+    p.set_defaults(func=_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+    try:
+        return args.func(load_settings(), args)
+    except Kap12Error as exc:
+        print(f"kap12: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

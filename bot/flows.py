@@ -128,8 +128,8 @@ def load_flow(path: Path) -> Flow:
         fail("steps must be a non-empty list")
 
     steps: dict[str, FlowStep] = {}
-    for raw in data["steps"]:
-        step = _load_step(raw, fail)
+    for position, raw in enumerate(data["steps"], start=1):
+        step = _load_step(raw, position, fail)
         if step.id in steps:
             fail("the step id is used twice", step.id)
         steps[step.id] = step
@@ -145,27 +145,26 @@ def load_flow(path: Path) -> Flow:
     return Flow(flow_id, tuple(roles), title, summary, start, steps, path)
 
 
-def _load_step(raw, fail) -> FlowStep:
-    """Validate one entry of `steps`; `fail(problem, step)` raises."""
-    if not isinstance(raw, dict):
-        fail("every entry in steps must be a mapping with at least id and text")
-    step_id = raw.get("id")
-    if step_id is not None and not isinstance(step_id, str):
-        fail("the step id must be text (quote it if it looks like a number or yes/no)")
-    where = step_id or None
+def _load_step(raw, position: int, fail) -> FlowStep:
+    """Validate one entry of `steps`; errors name the step by id, or by position ("#2") if it has none."""
+    where = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"#{position}"
 
-    def step_fail(problem: str, _step=None):
+    def step_fail(problem: str):
         fail(problem, where)
+
+    if not isinstance(raw, dict):
+        step_fail("every entry in steps must be a mapping with at least id and text")
+    step_id = raw.get("id")
 
     _check_fields(raw, STEP_FIELDS, {"id", "text"}, "the step", step_fail)
     step_id = _check_id(step_id, MAX_STEP_ID, "step id", step_fail)
     text = _check_texts(raw["text"], "text", step_fail)
     advice = _check_texts(raw["advice"], "advice", step_fail) if raw.get("advice") is not None else None
-    refs = _check_strings(raw.get("refs", []), "refs", step_fail)
+    refs = _check_strings(raw.get("refs") or [], "refs", step_fail)
     for ref in refs:
         if not REF_RE.fullmatch(ref):
             step_fail(f"malformed ref '{ref}'; write e.g. '§ 12-4', 'kommuneloven § 25-1' or 'forvaltningsloven § 13'")
-    passages = _check_strings(raw.get("passages", []), "passages", step_fail)
+    passages = _check_strings(raw.get("passages") or [], "passages", step_fail)
     for key in passages:
         if not PASSAGE_RE.fullmatch(key):
             step_fail(f"malformed passage key '{key}'; write '<document id>#<heading>'")

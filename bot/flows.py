@@ -163,7 +163,8 @@ def _load_step(raw, position: int, fail) -> FlowStep:
     refs = _check_strings(raw.get("refs") or [], "refs", step_fail)
     for ref in refs:
         if not REF_RE.fullmatch(ref):
-            step_fail(f"malformed ref '{ref}'; write e.g. '§ 12-4', 'kommuneloven § 25-1' or 'forvaltningsloven § 13'")
+            step_fail(f"malformed ref '{ref}'; write e.g. '§ 12-4', 'kommuneloven § 25-1', "
+                      "'forvaltningsloven § 13'")
     passages = _check_strings(raw.get("passages") or [], "passages", step_fail)
     for key in passages:
         if not PASSAGE_RE.fullmatch(key):

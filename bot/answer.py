@@ -88,6 +88,12 @@ def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASS
     return [sentences[i] for i in sorted(set(chosen))]
 
 
+def _heading_matches(heading: str, prefix: str) -> bool:
+    """Prefix match that does not let "§ 12-1" match "§ 12-10"."""
+    heading = heading.lower()
+    return heading.startswith(prefix) and not heading[len(prefix):len(prefix) + 1].isdigit()
+
+
 def citation_for(n: int, passage: Passage, score: float = 0.0) -> Citation:
     return Citation(
         n=n, passage_id=passage.id, document=passage.doc_title, section=passage.section, refs=passage.refs,
@@ -213,7 +219,7 @@ class Answerer:
         heading = heading.strip().lower()
         return [
             p for p in self.index.passages
-            if p.doc_id == doc_id and (not heading or any(h.lower().startswith(heading) for h in (p.doc_title, *p.headings)))
+            if p.doc_id == doc_id and (not heading or any(_heading_matches(h, heading) for h in (p.doc_title, *p.headings)))
         ]
 
     def citations_for_keys(self, keys: list[str], role: str) -> list[Citation]:

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     candidates: int = Field(30, ge=1, description="Candidates taken from each retriever before fusion.")
     max_citations: int = Field(3, ge=1, le=10, description="Most passages cited in one answer.")
     answer_threshold: float = Field(
-        0.80, ge=0, le=1, description="Least dense similarity of the best passage for an answer (else refusal)."
+        0.835, ge=0, le=1, description="Least dense similarity of the best passage for an answer (else refusal)."
     )
     scope_margin: float = Field(
         -0.005, ge=-1, le=1,

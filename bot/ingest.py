@@ -93,7 +93,8 @@ def normalise_text(text: str) -> str:
                 joined.append(line)
         paragraph = "\n".join(joined)
         # A blank line in the middle of a sentence (common in exported documents) is not a paragraph break.
-        if paragraphs and paragraph[0].islower() and not paragraphs[-1].endswith(_SENTENCE_END):
+        if paragraphs and paragraph[0].islower() and not _BULLET.match(paragraph) \
+                and not paragraphs[-1].endswith(_SENTENCE_END):
             paragraphs[-1] += " " + paragraph
         else:
             paragraphs.append(paragraph)

@@ -1,0 +1,66 @@
+"""Fusion and audience filtering."""
+
+import pytest
+
+from bot.embed import HashEmbedder
+from bot.index import load_index
+from bot.lexical import Glossary, char_ngrams
+from bot.retrieve import Retriever, reciprocal_rank_fusion
+from tests.conftest import KNOWLEDGE
+
+
+def test_rrf_rewards_agreement_over_a_single_first_place():
+    fused = reciprocal_rank_fusion([[1, 2, 3], [2, 4, 1]], [1.0, 1.0], k=60)
+    assert fused[2] > fused[1] > fused[4] and fused[2] == pytest.approx(1 / 62 + 1 / 61)
+    assert fused[3] == pytest.approx(1 / 63)
+
+
+def test_rrf_weights_and_validation():
+    fused = reciprocal_rank_fusion([[1], [2]], [2.0, 1.0], k=1)
+    assert fused == {1: 1.0, 2: 0.5}
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([[1]], [1.0, 2.0])
+
+
+def test_char_ngrams_bridge_spelling_variants():
+    shared = set(char_ngrams("undersøke")) & set(char_ngrams("undersøkje"))
+    assert {" und", "unde", "nder", "ders", "ersø", "rsøk"} <= shared
+
+
+def test_glossary_adds_canonical_terms():
+    glossary = Glossary.load(KNOWLEDGE / "glossary.yaml")
+    assert "mobbing" in glossary.expand("han blir plaget hver dag")
+    assert "utestenging" in glossary.expand("hun blir holdt utenfor")
+    assert glossary.expand("hva er klokka") == "hva er klokka"
+
+
+@pytest.fixture
+def retriever(hash_index_dir):
+    index = load_index(hash_index_dir, HashEmbedder())
+    return Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
+
+
+def test_parent_never_gets_staff_passages(retriever):
+    for question in ("Hva skriver jeg ned når jeg melder fra til rektor?", "rutiner for ansatte skjerpa plikt kollega",
+                     "Hvem plikten gjelder SFO assistent vikar"):
+        parent = retriever.search(question, "parent", k=10)
+        assert parent and all(h.passage.audience == "public" for h in parent)
+    staff = retriever.search("rutiner for ansatte: hva du skriver ned", "staff", k=10)
+    assert any(h.passage.audience == "staff" for h in staff)
+
+
+def test_hits_are_sorted_and_scored(retriever):
+    hits = retriever.search("skriftlig plan aktivitetsplan fem punkter", "parent", k=5)
+    assert len(hits) == 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert all(-1.0 <= h.dense <= 1.0 for h in hits)
+
+
+def test_bad_configuration_and_input(retriever):
+    with pytest.raises(ValueError, match="KAP12_RRF_K"):
+        Retriever(retriever.index, HashEmbedder(), Glossary([]), rrf_k=0)
+    with pytest.raises(ValueError, match="not both 0"):
+        Retriever(retriever.index, HashEmbedder(), Glossary([]), weight_lexical=0, weight_dense=0)
+    with pytest.raises(ValueError, match="unknown role"):
+        retriever.search("mobbing", "rektor")
+    assert retriever.search("   ", "parent") == []

@@ -385,8 +385,8 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 class _WebhookHandler(tornado.web.RequestHandler):
     """POST from Telegram: check the secret token, queue the update, answer 200 at once."""
 
-    def initialize(self, application: Application, secret: str) -> None:
-        self.application = application
+    def initialize(self, bot_app: Application, secret: str) -> None:
+        self.bot_app = bot_app  # not "application": tornado's own RequestHandler argument has that name
         self.secret = secret
 
     async def post(self) -> None:
@@ -394,22 +394,22 @@ class _WebhookHandler(tornado.web.RequestHandler):
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             raise tornado.web.HTTPError(403)
         try:
-            update = Update.de_json(json.loads(self.request.body), self.application.bot)
+            update = Update.de_json(json.loads(self.request.body), self.bot_app.bot)
         except (ValueError, TypeError, KeyError):
             log.warning("webhook: a request body that is not an update (content not logged)")
             raise tornado.web.HTTPError(400) from None
-        await self.application.update_queue.put(update)
+        await self.bot_app.update_queue.put(update)
         self.set_status(200)
 
 
 class _HealthHandler(tornado.web.RequestHandler):
     """GET /healthz: 200 while the application runs, 503 otherwise."""
 
-    def initialize(self, application: Application) -> None:
-        self.application = application
+    def initialize(self, bot_app: Application) -> None:
+        self.bot_app = bot_app
 
     def get(self) -> None:
-        running = self.application.running
+        running = self.bot_app.running
         self.set_status(200 if running else 503)
         self.finish({"ok": running})
 
@@ -422,8 +422,8 @@ class _QuietApp(tornado.web.Application):
 def webhook_app(application: Application, path: str, secret: str) -> tornado.web.Application:
     """Tornado routes for webhook mode: the update endpoint at `path` and /healthz."""
     return _QuietApp([
-        (re.escape(path), _WebhookHandler, {"application": application, "secret": secret}),
-        (r"/healthz", _HealthHandler, {"application": application}),
+        (re.escape(path), _WebhookHandler, {"bot_app": application, "secret": secret}),
+        (r"/healthz", _HealthHandler, {"bot_app": application}),
     ])
 
 

@@ -313,7 +313,8 @@ class BotApiEmulator:
 
     # --- server life ----------------------------------------------------------------------------
     async def start(self) -> BotApiEmulator:
-        app = tornado.web.Application([(r"/bot([^/]+)/([A-Za-z]+)", _MethodHandler, {"api": self})])
+        app = tornado.web.Application([(r"/bot([^/]+)/([A-Za-z]+)", _MethodHandler, {"api": self})],
+                                      log_function=lambda handler: None)  # calls are in self.calls
         sockets = tornado.netutil.bind_sockets(0, address="127.0.0.1")
         self.port = sockets[0].getsockname()[1]
         self._server = tornado.httpserver.HTTPServer(app)

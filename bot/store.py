@@ -173,7 +173,7 @@ class SqliteStore:
 
     # -- users ------------------------------------------------------------------------------------------
     def get_user(self, user_id: str) -> UserState | None:
-        """The stored state, or None when there is none or the row is unreadable (logged, left in place)."""
+        """The stored state; None when there is none; defaults when the row is unreadable (logged, not deleted)."""
         with self._lock:
             row = self._conn().execute(
                 "SELECT user_id, role, language, flow_id, step_id, staff_verified, created_at, updated_at "
@@ -195,9 +195,10 @@ class SqliteStore:
             )
             state.validate()
         except (ValueError, TypeError):
-            # Never log the content: it may be anything. The next save overwrites just this row.
-            log.warning("unreadable state row in %s; treating the user as new", self.path.name)
-            return None
+            # Never log the content: it may be anything. Defaults with a timestamp tell the caller a row
+            # exists, so its next save overwrites just this row.
+            log.warning("unreadable state row in %s; starting that user afresh", self.path.name)
+            return UserState(user_id=user_id, created_at=_stamp(_now()))
         return state
 
     def save_user(self, state: UserState) -> None:

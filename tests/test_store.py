@@ -118,12 +118,13 @@ def test_export_shows_exactly_what_is_stored(store):
         ("created_at", 3.14),
     ],
 )
-def test_a_corrupt_row_reads_as_no_state_and_leaves_other_rows_alone(store, path, caplog, column, garbage):
+def test_a_corrupt_row_reads_as_defaults_and_leaves_other_rows_alone(store, path, caplog, column, garbage):
     store.save_user(UserState("tg:bad", role="parent", flow_id="forelder-utrygg", step_id="noter"))
     store.save_user(UserState("tg:good", role="staff", language="en", flow_id="ansatt-melde", step_id="melde"))
     raw(path, f"UPDATE users SET {column} = ? WHERE user_id = 'tg:bad'", (garbage,))
     with caplog.at_level(logging.WARNING, logger="bot.store"):
-        assert store.get_user("tg:bad") is None
+        state = store.get_user("tg:bad")
+    assert state == UserState("tg:bad", created_at=state.created_at)  # defaults: a fresh start
     assert "unreadable state row" in caplog.text
     assert str(garbage) not in caplog.text and "tg:bad" not in caplog.text  # no content in the log
     good = store.get_user("tg:good")

@@ -26,6 +26,7 @@ import tornado.httpserver
 import tornado.web
 from telegram import BotCommand, LinkPreviewOptions, Message, MessageEntity, Update
 from telegram.constants import BotCommandLimit, ChatType, ParseMode
+from telegram.error import BadRequest
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -286,7 +287,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Any other command: the core answers it, unknown ones with its help menu."""
-    first = (update.effective_message.text or "").split(maxsplit=1)[0]
+    first = ((update.effective_message.text or "").split(maxsplit=1) or [""])[0]
     name, _, target = first.lstrip("/").partition("@")
     if target and target.casefold() != (context.bot.username or "").casefold():
         return  # /command@another_bot in a group
@@ -349,7 +350,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         markup = query.message.reply_markup if isinstance(query.message, Message) else None
         remaining = without_feedback_row(markup)
         if markup is not None and remaining != markup:
-            await query.edit_message_reply_markup(reply_markup=remaining)
+            try:
+                await query.edit_message_reply_markup(reply_markup=remaining)
+            except BadRequest as exc:  # e.g. a message too old to edit; the vote itself is stored
+                log.info("could not remove the feedback buttons in update %s: %s", update.update_id, exc)
     else:
         replies = await _call(dialog.handle_button, user_id, data)
     await _send(update, context, replies, user_id)

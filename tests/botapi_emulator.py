@@ -108,7 +108,9 @@ def parse_html(source: str) -> tuple[str, list[dict]]:
             else:
                 code = int(dec) if dec else int(hexa, 16)
                 if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-                    raise bad_request(f"can't parse entities: invalid character reference at byte offset {byte_offset(i)}")
+                    raise bad_request(
+                        f"can't parse entities: invalid character reference at byte offset {byte_offset(i)}"
+                    )
                 emit(chr(code))
             i = match.end()
         elif ch == ">":
@@ -139,7 +141,9 @@ def parse_html(source: str) -> tuple[str, list[dict]]:
                 raise bad_request(f"can't parse entities: unsupported start tag at byte offset {byte_offset(i)}")
             name = match.group(0).lower()
             if name not in _SUPPORTED_TAGS:
-                raise bad_request(f'can\'t parse entities: unsupported start tag "{name}" at byte offset {byte_offset(i)}')
+                raise bad_request(
+                    f'can\'t parse entities: unsupported start tag "{name}" at byte offset {byte_offset(i)}'
+                )
             attrs = _parse_attributes(source[match.end() : end], byte_offset(i))
             _check_tag(name, attrs, [t for t, _, _ in stack], byte_offset(i))
             stack.append((name, offset, attrs))
@@ -222,7 +226,9 @@ def check_reply_markup(raw: Any) -> dict | None:
                 raise bad_request("BUTTON_TEXT_INVALID")
             actions = [k for k in ("callback_data", "url", "switch_inline_query", "pay") if k in button]
             if not actions:
-                raise bad_request("can't parse inline keyboard button: text buttons are unallowed in the inline keyboard")
+                raise bad_request(
+                    "can't parse inline keyboard button: text buttons are unallowed in the inline keyboard"
+                )
             if len(actions) > 1:
                 raise bad_request("can't parse inline keyboard button: more than one action in a button")
             if "callback_data" in button:

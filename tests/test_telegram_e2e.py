@@ -20,6 +20,7 @@ from telegram.ext import TypeHandler
 
 from bot.config import load_settings
 from bot.i18n import Catalog
+from bot.report import format_report
 from bot.telegram_bot import build_application, serve
 
 TOKEN = "123456:TEST-token"
@@ -74,11 +75,6 @@ class RunningBot:
     async def stop(self) -> None:
         self.stop_event.set()
         await asyncio.wait_for(self.task, timeout=10)
-
-    async def _after(self, chat_id: int, update_id: int) -> list[Sent]:
-        before = {m.message_id for m in self.api.sent_to(chat_id)}
-        await self.api.wait_for(lambda: update_id in self.processed, timeout=10)
-        return [m for m in self.api.sent_to(chat_id) if m.message_id not in before]
 
     async def say(self, user: dict, text: str, chat: dict | None = None) -> list[Sent]:
         before = {m.message_id for m in self.api.sent_to((chat or user)["id"])}
@@ -146,6 +142,8 @@ async def test_parent_journey_with_restart_in_the_middle_of_a_flow(settings, api
         assert last.edits == 1 and not any(d.startswith("fb|") for d in last.callback_data())
         report = bot.app.bot_data["dialog"].store.report()
         assert sum(row["up"] for row in report["documents"]) >= 1
+        printed = format_report(report, "nb", catalog)  # what `kap12 report` shows the content owners
+        assert f"{report['documents'][0]['document']}" in printed and "1 besvart" in printed
 
         # The walkthrough by buttons: two steps, then the bot restarts.
         messages = await bot.say(parent, "/meld")

@@ -24,6 +24,7 @@ from bot.dialog import Dialog
 from bot.errors import ConfigError
 from bot.flows import load_flows
 from bot.i18n import Catalog
+from bot.report import format_report
 from bot.store import SqliteStore
 from bot.telegram_bot import MENU_COMMANDS, UserRateLimit, build_application, register_commands
 
@@ -448,3 +449,17 @@ def test_every_telegram_key_exists_in_every_language():
     for key in keys:
         for lang in ("nb", "nn", "en"):
             assert CATALOG.placeholders(key, lang) == CATALOG.placeholders(key, "nb"), (key, lang)
+
+
+def test_report_lists_votes_per_document_and_the_refused_share():
+    report = {"documents": [{"document": "Rutiner for ansatte", "up": 1, "down": 4},
+                            {"document": "Kapittel 12 forklart", "up": 7, "down": 0}],
+              "questions": {"answered": 7, "refused": 1, "refused_share": 0.125}}
+    lines = format_report(report, "nb", CATALOG).splitlines()
+    assert lines[0] == CATALOG.get("telegram.report.votes_title", "nb")
+    assert lines[2].split() == ["Rutiner", "for", "ansatte", "1", "4"]  # most 👎 first, as the store sorts
+    assert "1 uten svar fra kildene (12,5 % uten svar)" in format_report(report, "nb", CATALOG)
+    assert "(12.5 % without an answer)" in format_report(report, "en", CATALOG)
+    empty = format_report({"documents": [], "questions": {"answered": 0, "refused": 0}}, "nn", CATALOG)
+    assert CATALOG.get("telegram.report.no_votes", "nn") in empty
+    assert CATALOG.get("telegram.report.no_questions", "nn") in empty

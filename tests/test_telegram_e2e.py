@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import sys
 
 import httpx
 import pytest
@@ -293,3 +296,31 @@ async def test_webhook_mode_checks_the_secret_and_serves_healthz(settings, api, 
     with pytest.raises(httpx.HTTPError):
         async with httpx.AsyncClient(timeout=1) as client:
             await client.get(f"http://127.0.0.1:{port}/healthz")
+
+
+async def test_kap12_run_serves_telegram_until_sigterm(hash_settings, api, tmp_path):
+    """`kap12 run` with a token is the whole go-live step; SIGTERM (docker stop) ends it cleanly."""
+    env = {**os.environ, "KAP12_TELEGRAM_TOKEN": TOKEN, "KAP12_TELEGRAM_API_URL": api.base_url,
+           "KAP12_INDEX_DIR": str(hash_settings.index_dir), "KAP12_DATA_DIR": str(tmp_path / "run-data")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--verbose", "run", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        user = api.user(PARENT_ID)
+        api.send_text(user, "/start")
+        await api.wait_for(lambda: bool(api.sent_to(PARENT_ID)) or process.returncode is not None, timeout=30)
+        assert "r|parent" in api.sent_to(PARENT_ID)[-1].callback_data()
+        api.send_text(user, "Hemmelig: Ola i 5B blir mobbet")
+        await api.wait_for(lambda: len(api.sent_to(PARENT_ID)) > 1, timeout=10)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=15)
+        log = stderr.decode()
+        assert process.returncode == 0, log[-2000:]
+        assert "polling mode" in log  # --verbose logs at INFO …
+        assert TOKEN not in log  # … but never request URLs, which carry the token,
+        assert "Ola" not in log  # … and never what users write
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

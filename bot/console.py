@@ -9,6 +9,7 @@ with 0 at the end of input.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import TextIO
 
@@ -41,8 +42,10 @@ def format_citation(citation: Citation) -> str:
     if not where.startswith(citation.document):
         where = f"{citation.document} › {where}" if where else citation.document
     line = f"[{citation.n}] {where}"
-    if citation.refs:
-        line += f" ({', '.join(citation.refs)})"
+    # Headings often name their § already; "§ 12-1" is not named by "§ 12-10".
+    refs = [ref for ref in citation.refs if not re.search(re.escape(ref) + r"(?![\d-])", where)]
+    if refs:
+        line += f" ({', '.join(refs)})"
     if citation.url:
         line += f" {citation.url}"
     return line

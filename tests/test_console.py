@@ -71,11 +71,14 @@ def test_citations_render_as_numbered_lines():
                         section="Kapittel 12 forklart › § 12-4 Aktivitetsplikt", refs=("§ 12-4", "§ 12-5"),
                         url="https://example.org/k12", updated="2026-01-01", text="…")
     assert format_citation(citation) == (
-        "[2] Kapittel 12 forklart › § 12-4 Aktivitetsplikt (§ 12-4, § 12-5) https://example.org/k12"
+        "[2] Kapittel 12 forklart › § 12-4 Aktivitetsplikt (§ 12-5) https://example.org/k12"
     )
-    bare = Citation(n=1, passage_id="v#0", document="Vefsn", section="Innledning", refs=(), url=None,
+    named = Citation(n=3, passage_id="r#2", document="Rutiner", section="Rutiner › Gripe inn (§ 12-4)",
+                     refs=("§ 12-4", "§ 10-2", "§ 12-1"), url=None, updated=None, text="…")
+    assert format_citation(named) == "[3] Rutiner › Gripe inn (§ 12-4) (§ 10-2, § 12-1)"  # § 12-4 not twice
+    bare = Citation(n=1, passage_id="v#0", document="Vefsn", section="Innledning § 12-10", refs=("§ 12-1",), url=None,
                     updated=None, text="…")
-    assert format_citation(bare) == "[1] Vefsn › Innledning"
+    assert format_citation(bare) == "[1] Vefsn › Innledning § 12-10 (§ 12-1)"
 
 
 def test_every_command_works_with_a_slash_including_the_ring_in_sprak(settings, make_dialog):

@@ -52,7 +52,8 @@ def test_reopening_keeps_data_and_does_not_migrate_again(path):
 def test_only_role_language_position_flag_and_timestamps_are_stored(store, path):
     store.get_user("x")  # create the schema
     columns = {row[1] for row in raw(path, "PRAGMA table_info(users)")}
-    assert columns == {"user_id", "role", "language", "flow_id", "step_id", "staff_verified", "created_at", "updated_at"}
+    assert columns == {"user_id", "role", "language", "flow_id", "step_id", "staff_verified",
+                       "created_at", "updated_at"}
     assert {row[1] for row in raw(path, "PRAGMA table_info(votes)")} == {
         "id", "passage_ids", "documents", "vote", "created_at"}
     assert {row[1] for row in raw(path, "PRAGMA table_info(question_outcomes)")} == {"day", "answered", "count"}

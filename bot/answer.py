@@ -27,6 +27,7 @@ SENTENCES_PER_PASSAGE = 2
 # A cited passage must be about as close to the question as the best one; weaker ones add noise.
 CITATION_MARGIN = 0.04
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TAG = re.compile(r"<[^>]{0,200}>")
 _MARKUP = re.compile(r"[*_`#>\[\]|~]+")
 
@@ -54,6 +55,7 @@ class Answer:
 
 def clean_question(text: str) -> tuple[str, bool]:
     """Search text for a raw question: no control characters or markup; (text, was_truncated)."""
+    text = _ANSI.sub(" ", text)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = _MARKUP.sub(" ", _TAG.sub(" ", text))
     text = " ".join(text.split())

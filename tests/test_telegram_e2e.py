@@ -43,13 +43,16 @@ async def api():
 
 @pytest.fixture
 def settings(hash_settings, api):
-    # The hash embedder scores low, so its threshold is low; everything else is the default setup.
+    # The hash embedder scores low and the refusal margins are calibrated for the real model, so only a low
+    # floor applies here; everything else is the default setup.
     return hash_settings.model_copy(update={
         "telegram_token": load_settings(telegram_token=TOKEN).telegram_token,
         "telegram_api_url": api.base_url,
         "staff_user_ids": [STAFF_ID],
         "rate_limit_per_minute": 1000,
         "answer_threshold": 0.05,
+        "scope_margin": -1.0,
+        "scope_margin_unfamiliar": -1.0,
     })
 
 
@@ -198,7 +201,7 @@ async def test_staff_member_gets_staff_sources_and_walks_a_staff_flow(settings, 
         assert {"f|ansatt-melde", "f|kollega-krenker", "f|rektor-sak"} <= set(menu.callback_data())
 
         titles = {s["id"]: s["title"] for s in bot.app.bot_data["dialog"].answerer.sources()}
-        question = "Hva skal jeg skrive når jeg melder fra til rektor?"
+        question = "Rutiner for ansatte: hva du skriver ned når du melder fra til rektor"
         staff_answer = "\n".join(m.text for m in await bot.say(staff, question))
         assert titles["rutiner-for-ansatte"] in staff_answer
         await bot.say(parent, "/start")

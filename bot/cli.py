@@ -152,12 +152,16 @@ def _run(settings: Settings, args) -> int:
 
 
 def _report(settings: Settings, args) -> int:
+    from bot.dialog import STATE_FILE
+    from bot.i18n import Catalog
     from bot.report import format_report
     from bot.store import SqliteStore
 
-    store = SqliteStore(settings.data_dir / "state.sqlite3")
-    report = store.report()
-    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report, args.lang))
+    report = SqliteStore(settings.data_dir / STATE_FILE).report()
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report, args.lang, Catalog.load(settings.knowledge_dir / "ui")))
     return 0
 
 

@@ -13,7 +13,7 @@ import re
 import sys
 from typing import TextIO
 
-from bot.dialog import Dialog, clean_text
+from bot.dialog import Dialog, build_dialog, clean_text
 from bot.errors import Kap12Error
 from bot.i18n import Catalog
 from bot.replies import Citation, Reply
@@ -21,19 +21,6 @@ from bot.replies import Citation, Reply
 USER_ID = "console"  # one local operator; no staff proof needed
 
 log = logging.getLogger(__name__)
-
-
-def build_dialog(settings, catalog: Catalog | None = None) -> Dialog:
-    """The real core from settings: index-backed Answerer, flows and catalogue from knowledge/, SQLite state."""
-    from bot.answer import Answerer  # heavy (index, embedder): only when a real chat starts
-    from bot.flows import load_flows
-    from bot.store import SqliteStore
-
-    catalog = catalog or Catalog.load(settings.knowledge_dir / "ui")
-    flows = load_flows(settings.knowledge_dir / "flows")
-    answerer = Answerer.from_settings(settings)
-    store = SqliteStore(settings.data_dir / "state.sqlite3")
-    return Dialog(settings, answerer, flows, catalog, store)
 
 
 def format_citation(citation: Citation) -> str:
@@ -119,7 +106,7 @@ def run_chat(settings, dialog: Dialog | None = None, stdin: TextIO = sys.stdin, 
         catalog = None
         try:
             catalog = Catalog.load(settings.knowledge_dir / "ui")
-            dialog = build_dialog(settings, catalog)
+            dialog = build_dialog(settings, catalog=catalog)
         except Kap12Error as exc:
             message = str(exc)
             if catalog is not None and "dialog.console.startup_error" in catalog:

@@ -45,6 +45,7 @@ MAX_QUESTION_CHARS = 4000  # longer input is cut before it reaches the answerer
 FEEDBACK_MEMORY = 2048  # answers whose 👍/👎 still count; older ones say "expired"
 MAX_CODE_ATTEMPTS = 5  # wrong staff codes per user before the bot stops asking (per process)
 PURGE_EVERY = timedelta(hours=24)
+STATE_FILE = "state.sqlite3"  # under settings.data_dir; every channel shares it
 
 # The walkthrough /meld starts for each role; if it is missing, the first flow offered to the role is used.
 PRIMARY_FLOW = {"parent": "forelder-utrygg", "staff": "ansatt-melde", "new_teacher": "nyutdannet"}
@@ -118,6 +119,22 @@ def button_data(*parts: str) -> str:
     return data
 
 
+def build_dialog(settings, *, require_staff_proof: bool = False, catalog: Catalog | None = None) -> "Dialog":
+    """The real core from settings: index-backed Answerer, flows and catalogue from knowledge/, SQLite state."""
+    from bot.answer import Answerer  # heavy (index, embedder): only when a real conversation starts
+    from bot.flows import load_flows
+    from bot.store import SqliteStore
+
+    return Dialog(
+        settings,
+        Answerer.from_settings(settings),
+        load_flows(settings.knowledge_dir / "flows"),
+        catalog or Catalog.load(settings.knowledge_dir / "ui"),
+        SqliteStore(settings.data_dir / STATE_FILE),
+        require_staff_proof=require_staff_proof,
+    )
+
+
 class Dialog:
     """One conversation core shared by all users of a channel.
 
@@ -149,8 +166,15 @@ class Dialog:
         self._last_purge: datetime | None = None
 
     # -- public API -------------------------------------------------------------------------------------
-    def handle_text(self, user_id: str, text: str) -> list[Reply]:
-        """A message the user typed: a staff code, a button label, or a question."""
+    def handle_text(self, user_id: str, text: str, *, question_only: bool = False) -> list[Reply]:
+        """A message the user typed: a staff code, a button label, or a question.
+
+        Args:
+            question_only: treat the text as a question whatever it says (group chats, where a typed
+                button label must not move the user's private walkthrough on).
+        """
+        if question_only:
+            return self._run(user_id, lambda state: self._answer(state, clean_text(text)[:MAX_QUESTION_CHARS]))
         return self._run(user_id, lambda state: self._on_text(state, text))
 
     def handle_button(self, user_id: str, data: str) -> list[Reply]:

@@ -15,18 +15,14 @@ def _percent(share: float, lang: str) -> str:
     return text if lang == "en" else text.replace(".", ",")
 
 
-def format_report(store_report: dict, lang: str = "nb", catalog: Catalog | None = None) -> str:
+def format_report(store_report: dict, lang: str, catalog: Catalog) -> str:
     """Plain-text report for the terminal.
 
     Args:
         store_report: what the store's `report()` returns.
         lang: nb, nn or en.
-        catalog: the UI catalogue; None loads it from the configured knowledge folder.
+        catalog: the UI catalogue.
     """
-    if catalog is None:
-        from bot.config import load_settings
-
-        catalog = Catalog.load(load_settings().knowledge_dir / "ui")
     lines = [catalog.get("telegram.report.votes_title", lang)]
     documents = store_report.get("documents") or []
     if documents:

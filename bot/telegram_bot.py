@@ -12,6 +12,7 @@ update ids and chat types only.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -39,7 +40,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot.dialog import COMMAND_ALIASES, Dialog
+from bot.dialog import COMMAND_ALIASES, Dialog, build_dialog
 from bot.errors import ConfigError
 from bot.replies import Reply
 from bot.telegram_render import Labels, parse_feedback, render_reply, without_feedback_row
@@ -51,7 +52,6 @@ MENU_COMMANDS = ("start", "hjelp", "meld", "rolle", "sprak", "kilder", "personve
 # Commands that start or steer a walkthrough; in a group they only point to a private chat.
 PRIVATE_ONLY_COMMANDS = frozenset({"start", "meld", "rolle", "sprak", "meny"})
 ALLOWED_UPDATES = [Update.MESSAGE, Update.EDITED_MESSAGE, Update.CALLBACK_QUERY]
-STATE_FILE = "state.sqlite3"
 _DEEP_LINK_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -95,23 +95,6 @@ class UserRateLimit:
 
 
 # -- wiring -------------------------------------------------------------------------------------------------
-def build_dialog(settings) -> Dialog:
-    """The conversation core with its real parts: index, flows, UI catalogue and the SQLite store."""
-    from bot.answer import Answerer
-    from bot.flows import load_flows
-    from bot.i18n import Catalog
-    from bot.store import SqliteStore
-
-    return Dialog(
-        settings,
-        Answerer.from_settings(settings),
-        load_flows(settings.knowledge_dir / "flows"),
-        Catalog.load(settings.knowledge_dir / "ui"),
-        SqliteStore(settings.data_dir / STATE_FILE),
-        require_staff_proof=True,
-    )
-
-
 def build_application(settings, dialog: Dialog | None = None, *, request: BaseRequest | None = None) -> Application:
     """The python-telegram-bot Application with every handler registered.
 
@@ -127,7 +110,7 @@ def build_application(settings, dialog: Dialog | None = None, *, request: BaseRe
     if settings.telegram_token is None or not settings.telegram_token.get_secret_value().strip():
         raise ConfigError("KAP12_TELEGRAM_TOKEN is not set. Get a token from @BotFather and put it in the "
                           "environment or .env.")
-    dialog = dialog or build_dialog(settings)
+    dialog = dialog or build_dialog(settings, require_staff_proof=True)
     builder = (
         Application.builder()
         .token(settings.telegram_token.get_secret_value().strip())
@@ -315,7 +298,8 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await _admit(update, context):
         return
     _log_text(context, update, content)
-    replies = await _call(context.bot_data["dialog"].handle_text, _uid(update), content)
+    handle = functools.partial(context.bot_data["dialog"].handle_text, question_only=not _is_private(update))
+    replies = await _call(handle, _uid(update), content)
     await _send(update, context, replies, _uid(update))
 
 

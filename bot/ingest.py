@@ -34,7 +34,7 @@ class Section:
     headings: tuple[str, ...]
     text: str
     page: int | None = None
-    sources: tuple[str, ...] = ()  # the section's own source URLs; empty = the document's
+    sources: tuple[str, ...] | None = None  # the section's own source URLs; None = the document's; () = none
 
 
 @dataclass
@@ -268,7 +268,7 @@ _URL = re.compile(r"https?://[^\s<>()\[\]]+[^\s<>()\[\].,;:]")
 
 
 def _with_section_sources(sections: list[Section]) -> list[Section]:
-    """Move "Kilde: URL" lines out of the text into the section's sources.
+    """Move "Kilde: URL" lines out of the text into the section's sources ("Kilde: ingen" = no link).
 
     A subsection without its own source line takes the nearest heading above that has one, so a citation
     links to the page that backs that very section rather than the document's first source.
@@ -276,11 +276,14 @@ def _with_section_sources(sections: list[Section]) -> list[Section]:
     found: dict[tuple[str, ...], tuple[str, ...]] = {}
     out = []
     for section in sections:
-        urls = tuple(u for line in _SOURCE_LINE.findall(section.text) for u in _URL.findall(line))
-        text = normalise_text(_SOURCE_LINE.sub("", section.text)) if urls else section.text
-        if urls:
+        lines = _SOURCE_LINE.findall(section.text)
+        urls: tuple[str, ...] | None = None
+        if lines:  # "Kilde: ingen" says on purpose that no page backs this section
+            urls = tuple(u for line in lines for u in _URL.findall(line))
             found[section.headings] = urls
+            text = normalise_text(_SOURCE_LINE.sub("", section.text))
         else:
+            text = section.text
             for depth in range(len(section.headings) - 1, 0, -1):
                 if section.headings[:depth] in found:
                     urls = found[section.headings[:depth]]

@@ -162,7 +162,8 @@ def test_duplicate_ids_are_refused(tmp_path):
 def test_section_source_lines_become_the_citation_link(tmp_path):
     path = write_md(tmp_path, "lov.md", "## § 12-6 Statsforvaltaren\n\nEleven kan melde saken.\n\n"
                     "Kilde: https://example.org/12-6.\n\n### Vilkår\n\nSaken må være tatt opp med rektor.\n\n"
-                    "## § 12-7 Det fysiske miljøet\n\nArbeidsplassen skal være tilpasset.\n")
+                    "## § 12-7 Det fysiske miljøet\n\nArbeidsplassen skal være tilpasset.\n\n"
+                    "## Lokalt\n\nKommunen har et team.\n\nKilde: ingen (kommunens orientering)\n")
     passages = chunk_document(read_document(path))
-    assert [p.url for p in passages] == ["https://example.org/12-6", "https://example.org/12-6", "https://example.org/a"]
+    assert [p.url for p in passages] == ["https://example.org/12-6", "https://example.org/12-6", "https://example.org/a", None]
     assert all("Kilde" not in p.text for p in passages)

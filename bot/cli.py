@@ -59,16 +59,17 @@ def _answerer(settings: Settings):
     return Answerer.from_settings(settings)
 
 
-def _print_answer(answer, as_json: bool) -> None:
+def _print_answer(answer, as_json: bool, catalog, lang: str) -> None:
+    from bot.console import format_citation
+
     if as_json:
         print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
         return
     print(answer.answer)
     for c in answer.citations:
-        refs = f" ({', '.join(c.refs)})" if c.refs else ""
-        print(f"\n[{c.n}] {c.section}{refs}\n    {c.url or 'kilde uten lenke'} · oppdatert {c.updated or '-'}")
+        print(f"\n{format_citation(c)}\n    {catalog.get('answer.updated', lang, date=c.updated or '–')}")
     if answer.suggested_flow:
-        print(f"\nForeslått veiledning: {answer.suggested_flow}")
+        print("\n" + catalog.get("answer.suggested_flow", lang, flow=answer.suggested_flow))
 
 
 def _ask(settings: Settings, args) -> int:
@@ -78,11 +79,12 @@ def _ask(settings: Settings, args) -> int:
         with stream:
             for line in stream:
                 if line.strip():
-                    _print_answer(answerer.ask(line.rstrip("\n"), args.role, args.lang), args.json)
+                    _print_answer(answerer.ask(line.rstrip("\n"), args.role, args.lang), args.json, answerer.catalog,
+                                  args.lang)
         return 0
     if args.question is None:
         raise Kap12Error("Give a question, or --batch FILE (one question per line, '-' for stdin).")
-    _print_answer(answerer.ask(args.question, args.role, args.lang), args.json)
+    _print_answer(answerer.ask(args.question, args.role, args.lang), args.json, answerer.catalog, args.lang)
     return 0
 
 

@@ -172,13 +172,7 @@ def _t(context: ContextTypes.DEFAULT_TYPE, key: str, lang: str, **fmt) -> str:
 
 
 def _labels(context: ContextTypes.DEFAULT_TYPE, lang: str) -> Labels:
-    return Labels(
-        sources=_t(context, "sources", lang),
-        updated=_t(context, "updated", lang, date="{date}"),
-        vote_up=_t(context, "vote_up", lang),
-        vote_down=_t(context, "vote_down", lang),
-        choose=_t(context, "choose", lang),
-    )
+    return Labels.from_catalog(context.bot_data["dialog"].catalog, lang)
 
 
 def _is_private(update: Update) -> bool:
@@ -366,7 +360,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             lang = _lang(context, _uid(update))
         except Exception:  # the store itself may be what failed
             lang = "nb"
-        await context.bot.send_message(chat.id, render_reply(Reply(dialog.catalog.get("telegram.error", lang)))[0].html)
+        text = dialog.catalog.get("telegram.error", lang)
+        [message] = render_reply(Reply(text), Labels.from_catalog(dialog.catalog, lang))
+        await context.bot.send_message(chat.id, message.html)
     except Exception:
         log.exception("could not tell the user about the error in update %s", update.update_id)
 

@@ -33,11 +33,19 @@ _SENTENCE_END = re.compile(r"(?<=[.!?…:;])\s+")
 class Labels:
     """Adapter words that appear inside rendered replies, taken from the UI catalogue."""
 
-    sources: str = "Kilder"
-    updated: str = "oppdatert {date}"
-    vote_up: str = "👍"
-    vote_down: str = "👎"
-    choose: str = "Velg:"
+    sources: str
+    updated: str  # with a {date} placeholder
+    vote_up: str
+    vote_down: str
+    choose: str
+
+    @classmethod
+    def from_catalog(cls, catalog, lang: str) -> "Labels":
+        def t(key: str, **fmt) -> str:
+            return catalog.get(f"telegram.{key}", lang, **fmt)
+
+        return cls(sources=t("sources"), updated=t("updated", date="{date}"), vote_up=t("vote_up"),
+                   vote_down=t("vote_down"), choose=t("choose"))
 
 
 @dataclass(frozen=True)
@@ -80,7 +88,7 @@ def is_feedback_like(data: str) -> bool:
 
 
 def build_keyboard(
-    rows: list[list[Button]], feedback_id: str | None = None, labels: Labels = Labels()
+    rows: list[list[Button]], feedback_id: str | None = None, labels: Labels | None = None
 ) -> InlineKeyboardMarkup | None:
     """Inline keyboard from the core's button rows, plus a 👍/👎 row when the reply asks for feedback.
 
@@ -97,6 +105,8 @@ def build_keyboard(
         if buttons:
             keyboard.append(buttons)
     if feedback_id:
+        if labels is None:
+            raise ValueError("feedback buttons need their labels")
         keyboard.append(
             [
                 InlineKeyboardButton(labels.vote_up, callback_data=feedback_data(feedback_id, True)),
@@ -118,7 +128,7 @@ def without_feedback_row(markup: InlineKeyboardMarkup | None) -> InlineKeyboardM
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def render_citation(citation: Citation, labels: Labels = Labels()) -> str:
+def render_citation(citation: Citation, labels: Labels) -> str:
     """One numbered source line: "n. Document › Section (§ refs; updated date)", linked when it has a URL."""
     section = citation.section or ""
     if section and citation.document and not section.startswith(citation.document):
@@ -191,7 +201,7 @@ def _pack(pieces: list[tuple[str, str]], limit: int, measure=tg_len) -> list[str
 
 
 def render_reply(
-    reply: Reply, labels: Labels = Labels(), *, with_buttons: bool = True, limit: int = MAX_TEXT_LENGTH
+    reply: Reply, labels: Labels, *, with_buttons: bool = True, limit: int = MAX_TEXT_LENGTH
 ) -> list[OutgoingMessage]:
     """Turn one Reply into one or more messages; the keyboard rides on the last one.
 

@@ -3,6 +3,7 @@
 import pytest
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 
+from bot.i18n import Catalog
 from bot.replies import Button, Citation, Reply
 from bot.telegram_render import (
     Labels,
@@ -16,6 +17,9 @@ from bot.telegram_render import (
     without_feedback_row,
 )
 from botapi_emulator import ApiError, check_reply_markup, check_text, parse_html
+from paths import KNOWLEDGE
+
+LABELS = Labels.from_catalog(Catalog.load(KNOWLEDGE / "ui"), "nb")
 
 
 def citation(n=1, **overrides) -> Citation:
@@ -36,7 +40,7 @@ def assert_valid(html: str) -> str:
 
 def test_user_and_knowledge_text_is_escaped():
     reply = Reply('Skriv <b>ikke</b> & "sitat" <script>x</script>', citations=[citation(document="A <i>", section="")])
-    [message] = render_reply(reply)
+    [message] = render_reply(reply, LABELS)
     visible = assert_valid(message.html)
     assert '<b>ikke</b> & "sitat" <script>x</script>' in visible
     assert "A <i>" in visible
@@ -44,13 +48,13 @@ def test_user_and_knowledge_text_is_escaped():
 
 
 def test_markdown_is_shown_as_typed():
-    [message] = render_reply(Reply("*fet* _kursiv_ `kode` [lenke](https://x.no)"))
+    [message] = render_reply(Reply("*fet* _kursiv_ `kode` [lenke](https://x.no)"), LABELS)
     assert assert_valid(message.html) == "*fet* _kursiv_ `kode` [lenke](https://x.no)"
 
 
 def test_citations_are_numbered_links_with_section_and_refs():
     reply = Reply("Svar [1] og [2].", citations=[citation(1), citation(2, url=None, refs=("§ 12-2", "§ 12-3"))])
-    [message] = render_reply(reply, Labels(sources="Kilder"))
+    [message] = render_reply(reply, LABELS)
     visible, entities = parse_html(message.html)
     assert "Kilder\n1. Kapittel 12 forklart › § 12-4 Aktivitetsplikt (§ 12-4; oppdatert 2024-08-01)" in visible
     assert "2. Kapittel 12 forklart › § 12-4 Aktivitetsplikt (§ 12-2, § 12-3; oppdatert 2024-08-01)" in visible
@@ -59,12 +63,12 @@ def test_citations_are_numbered_links_with_section_and_refs():
 
 
 def test_citation_joins_document_and_section_when_section_lacks_the_title():
-    line = render_citation(citation(section="Rutiner › Melde til rektor", document="Rutiner for ansatte"))
+    line = render_citation(citation(section="Rutiner › Melde til rektor", document="Rutiner for ansatte"), LABELS)
     assert "Rutiner for ansatte › Rutiner › Melde til rektor" in parse_html(line)[0]
 
 
 def test_unsafe_link_schemes_are_not_linked():
-    line = render_citation(citation(url="javascript:alert(1)"))
+    line = render_citation(citation(url="javascript:alert(1)"), LABELS)
     assert "<a " not in line
     assert_valid(line)
 
@@ -74,7 +78,7 @@ def test_long_replies_split_on_paragraphs_and_every_part_is_valid(limit):
     paragraphs = [f"Avsnitt {i}: " + "Skolen skal handle <straks> & følge opp. " * 12 for i in range(40)]
     reply = Reply("\n\n".join(paragraphs), citations=[citation(i) for i in range(1, 4)],
                   buttons=[[Button("Neste", "s|flow|step|0")]], feedback_id="abc123")
-    messages = render_reply(reply, limit=limit)
+    messages = render_reply(reply, LABELS, limit=limit)
     assert len(messages) > 1
     visible = []
     for message in messages:
@@ -94,7 +98,7 @@ def test_long_replies_split_on_paragraphs_and_every_part_is_valid(limit):
 def test_a_single_huge_paragraph_is_split_on_sentences_then_words():
     sentence = "Elevene har rett til et trygt og godt skolemiljø & det gjelder alle. "
     paragraph = sentence * 200  # ~14,000 characters, no blank lines
-    messages = render_reply(Reply(paragraph))
+    messages = render_reply(Reply(paragraph), LABELS)
     assert len(messages) >= 3
     for message in messages:
         assert tg_len(message.html) <= MessageLimit.MAX_TEXT_LENGTH
@@ -107,30 +111,31 @@ def test_an_endless_word_is_cut_without_breaking_entities():
     word = "&<>" * 3000  # escapes to 5 times its length: naive cutting would split "&amp;"
     pieces = split_plain(word, limit=1000)
     assert "".join(pieces) == word
-    for message in render_reply(Reply(word), limit=1000):
+    for message in render_reply(Reply(word), LABELS, limit=1000):
         assert tg_len(message.html) <= 1000
         assert_valid(message.html)
 
 
 def test_emoji_count_as_two_utf16_units():
     text = "😀" * 3000  # 3000 characters, 6000 UTF-16 units: more than one message
-    messages = render_reply(Reply(text))
+    messages = render_reply(Reply(text), LABELS)
     assert len(messages) == 2
     for message in messages:
         assert_valid(message.html)
 
 
 def test_empty_text_with_buttons_still_sends_something():
-    [message] = render_reply(Reply("", buttons=[[Button("Meny", "k|meny")]]), Labels(choose="Velg:"))
-    assert message.html == "Velg:"
-    assert render_reply(Reply("   ")) == []
+    [message] = render_reply(Reply("", buttons=[[Button("Meny", "k|meny")]]), LABELS)
+    assert message.html == LABELS.choose
+    assert render_reply(Reply("   "), LABELS) == []
 
 
 def test_keyboard_from_rows_plus_feedback_row():
     markup = build_keyboard([[Button("A", "s|f|x|0")], [Button("B", "a"), Button("C", "q")]], "id_42",
-                            Labels(vote_up="👍", vote_down="👎"))
+                            LABELS)
     rows = [[(b.text, b.callback_data) for b in row] for row in markup.inline_keyboard]
-    assert rows == [[("A", "s|f|x|0")], [("B", "a"), ("C", "q")], [("👍", "fb|+|id_42"), ("👎", "fb|-|id_42")]]
+    assert rows == [[("A", "s|f|x|0")], [("B", "a"), ("C", "q")],
+                    [(LABELS.vote_up, "fb|+|id_42"), (LABELS.vote_down, "fb|-|id_42")]]
     assert check_reply_markup(markup.to_dict()) is not None  # Telegram's structure rules
 
 
@@ -167,8 +172,8 @@ def test_feedback_data_round_trip_and_forgeries():
 
 
 def test_removing_the_feedback_row_after_a_vote():
-    markup = build_keyboard([[Button("Meny", "k|meny")]], "abc")
+    markup = build_keyboard([[Button("Meny", "k|meny")]], "abc", LABELS)
     remaining = without_feedback_row(markup)
     assert [[b.callback_data for b in row] for row in remaining.inline_keyboard] == [["k|meny"]]
-    assert without_feedback_row(build_keyboard([], "abc")) is None
+    assert without_feedback_row(build_keyboard([], "abc", LABELS)) is None
     assert without_feedback_row(None) is None

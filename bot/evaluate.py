@@ -59,17 +59,25 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
         role = ROLE_FOR_AUDIENCE.get(item.get("audience", "parent"), "parent")
         answer = answerer.ask(item["question"], role)
         hits = answerer.retriever.search(clean_question(item["question"])[0], role, k=10)
-        rank = next((r for r, h in enumerate(hits, start=1)
-                     if is_hit(h.passage, item.get("expect_refs") or [], item.get("expect_terms") or [], variants)), None)
+        rank = next(
+            (
+                r
+                for r, h in enumerate(hits, start=1)
+                if is_hit(h.passage, item.get("expect_refs") or [], item.get("expect_terms") or [], variants)
+            ),
+            None,
+        )
         lang = item.get("lang", "nb")
-        rows.append({
-            "id": item.get("id"),
-            "group": lang if lang in LANGUAGE_GROUPS else "other",
-            "answerable": bool(item.get("answerable", True)),
-            "answered": answer.answered,
-            "rank": rank,
-            "best_dense": max((h.dense for h in hits[:3]), default=0.0),
-        })
+        rows.append(
+            {
+                "id": item.get("id"),
+                "group": lang if lang in LANGUAGE_GROUPS else "other",
+                "answerable": bool(item.get("answerable", True)),
+                "answered": answer.answered,
+                "rank": rank,
+                "best_dense": max((h.dense for h in hits[:3]), default=0.0),
+            }
+        )
     report = {"k": k, "overall": _summarise(rows, k), "groups": {}, "items": rows}
     for group in (*LANGUAGE_GROUPS, "other"):
         subset = [r for r in rows if r["group"] == group]
@@ -109,4 +117,3 @@ def format_report(report: dict) -> str:
     lines.append(f"misses at {k}: {', '.join(misses) or 'none'}")
     lines.append(f"refusal errors: {', '.join(wrong_refusals) or 'none'}")
     return "\n".join(lines)
-

@@ -43,7 +43,9 @@ class BuildSummary:
 
 
 def _cache_paths(index_dir: Path, embedder: Embedder) -> tuple[Path, Path]:
-    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{embedder.name}-{embedder.version}-{embedder.dim}")
+    slug = "".join(
+        c if c.isalnum() or c in "-_." else "_" for c in f"{embedder.name}-{embedder.version}-{embedder.dim}"
+    )
     folder = index_dir / "cache"
     return folder / f"{slug}.npy", folder / f"{slug}.json"
 
@@ -55,7 +57,7 @@ def _load_cache(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
         vectors = np.load(vec_path)
         if len(keys) != len(vectors) or vectors.shape[1] != embedder.dim:
             return {}
-        return dict(zip(keys, vectors))
+        return dict(zip(keys, vectors, strict=True))
     except (OSError, ValueError):
         return {}  # no cache or a damaged one: embed everything again
 
@@ -97,8 +99,9 @@ def _document_row(doc: Document, count: int) -> dict:
     }
 
 
-def build_index(knowledge_dir: Path, index_dir: Path, embedder: Embedder, batch_size: int = 32,
-                progress=None) -> BuildSummary:
+def build_index(
+    knowledge_dir: Path, index_dir: Path, embedder: Embedder, batch_size: int = 32, progress=None
+) -> BuildSummary:
     """Ingest knowledge_dir and swap in a new index; on any error the index in service is untouched.
 
     Args:
@@ -121,10 +124,12 @@ def build_index(knowledge_dir: Path, index_dir: Path, embedder: Embedder, batch_
     bar = progress(len(missing)) if progress and missing else None
     if missing:
         new = embedder.embed_passages([texts[h] for h in missing], batch_size, bar.update if bar else None)
-        cache.update(zip(missing, new))
+        cache.update(zip(missing, new, strict=True))
     if bar:
         bar.close()
-    vectors = np.stack([cache[h] for h in hashes]).astype(np.float32) if passages else np.empty((0, embedder.dim), np.float32)
+    vectors = (
+        np.stack([cache[h] for h in hashes]).astype(np.float32) if passages else np.empty((0, embedder.dim), np.float32)
+    )
 
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -154,8 +159,13 @@ def build_index(knowledge_dir: Path, index_dir: Path, embedder: Embedder, batch_
     _swap_current(index_dir, final)
     _save_cache(index_dir, embedder, hashes, vectors)
     return BuildSummary(
-        documents=len(docs), passages=len(passages), embedded=len(missing),
-        reused=len(set(hashes)) - len(missing), seconds=time.perf_counter() - started, path=final, warnings=warnings,
+        documents=len(docs),
+        passages=len(passages),
+        embedded=len(missing),
+        reused=len(set(hashes)) - len(missing),
+        seconds=time.perf_counter() - started,
+        path=final,
+        warnings=warnings,
     )
 
 

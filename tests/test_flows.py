@@ -126,7 +126,7 @@ def test_parent_flow_key_steps(flows):
     plan = flow.steps["plan"]
     assert "§ 12-4" in plan.refs
     nb = plan.text["nb"]
-    for letter, content in zip("abcde", ["problem", "tiltak", "når", "hvem", "evalueres"]):
+    for letter, content in zip("abcde", ["problem", "tiltak", "når", "hvem", "evalueres"], strict=True):
         line = next(line for line in nb.splitlines() if line.startswith(f"{letter})"))
         assert content in line, (letter, line)
 

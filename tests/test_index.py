@@ -9,7 +9,9 @@ from bot.embed import HashEmbedder
 from bot.errors import DocumentError, EmbedderMismatchError, IndexMissingError
 from bot.index import build_index, load_index
 
-DOC = "---\ntitle: {title}\nkind: guidance\naudience: public\nlanguage: nb\nupdated: 2025-01-01\nsources: []\n---\n{body}"
+DOC = (
+    "---\ntitle: {title}\nkind: guidance\naudience: public\nlanguage: nb\nupdated: 2025-01-01\nsources: []\n---\n{body}"
+)
 
 
 class CountingEmbedder(HashEmbedder):
@@ -27,9 +29,14 @@ class CountingEmbedder(HashEmbedder):
 
 def make_knowledge(folder: Path) -> Path:
     folder.mkdir()
-    (folder / "a.md").write_text(DOC.format(title="A", body="## Del en\n\nSkolen skal snarast undersøke saken.\n\n"
-                                            "## Del to\n\nRektor skal melde fra til kommunen i alvorlige saker."),
-                                 encoding="utf-8")
+    (folder / "a.md").write_text(
+        DOC.format(
+            title="A",
+            body="## Del en\n\nSkolen skal snarast undersøke saken.\n\n"
+            "## Del to\n\nRektor skal melde fra til kommunen i alvorlige saker.",
+        ),
+        encoding="utf-8",
+    )
     (folder / "b.md").write_text(DOC.format(title="B", body="Statsforvalteren kan vedta tiltak."), encoding="utf-8")
     return folder
 
@@ -40,8 +47,9 @@ def test_rebuild_only_embeds_changed_passages(tmp_path):
     first = build_index(knowledge, index_dir, embedder)
     assert (first.documents, first.passages, first.embedded, first.reused) == (2, 3, 3, 0)
 
-    (knowledge / "b.md").write_text(DOC.format(title="B", body="Statsforvalteren kan vedta tiltak med frist."),
-                                    encoding="utf-8")
+    (knowledge / "b.md").write_text(
+        DOC.format(title="B", body="Statsforvalteren kan vedta tiltak med frist."), encoding="utf-8"
+    )
     embedder.embedded.clear()
     second = build_index(knowledge, index_dir, embedder)
     assert (second.embedded, second.reused) == (1, 2)
@@ -55,8 +63,9 @@ def test_failed_build_leaves_old_index_serving(tmp_path):
     knowledge, index_dir = make_knowledge(tmp_path / "k"), tmp_path / "index"
     build_index(knowledge, index_dir, HashEmbedder())
     before = load_index(index_dir).passages
-    (knowledge / "c.md").write_text("---\ntitle: C\nkind: guidance\naudience: everyone\nlanguage: nb\n---\nTekst.",
-                                    encoding="utf-8")
+    (knowledge / "c.md").write_text(
+        "---\ntitle: C\nkind: guidance\naudience: everyone\nlanguage: nb\n---\nTekst.", encoding="utf-8"
+    )
     with pytest.raises(DocumentError, match="c.md: unknown audience 'everyone'"):
         build_index(knowledge, index_dir, HashEmbedder())
     assert load_index(index_dir).passages == before

@@ -20,20 +20,37 @@ def write_md(folder: Path, name: str, body: str, meta: str = META) -> Path:
 
 
 def test_markdown_sections_and_metadata(tmp_path):
-    path = write_md(tmp_path, "rutine.md", "# Testdokument\n\nInnledning.\n\n## § 12-4 Aktivitetsplikt\n\n"
-                    "Alle som arbeider på skolen skal **følge med**.\n\n### Melde fra\n\nMeld fra til rektor.\n")
+    path = write_md(
+        tmp_path,
+        "rutine.md",
+        "# Testdokument\n\nInnledning.\n\n## § 12-4 Aktivitetsplikt\n\n"
+        "Alle som arbeider på skolen skal **følge med**.\n\n### Melde fra\n\nMeld fra til rektor.\n",
+    )
     doc = read_document(path)
     assert (doc.id, doc.title, doc.kind, doc.audience, doc.language, doc.updated) == (
-        "rutine", "Testdokument", "routine", "staff", "nb", "2025-01-02")
+        "rutine",
+        "Testdokument",
+        "routine",
+        "staff",
+        "nb",
+        "2025-01-02",
+    )
     assert doc.url == "https://example.org/a"
-    assert [s.headings for s in doc.sections] == [(), ("§ 12-4 Aktivitetsplikt",), ("§ 12-4 Aktivitetsplikt", "Melde fra")]
+    assert [s.headings for s in doc.sections] == [
+        (),
+        ("§ 12-4 Aktivitetsplikt",),
+        ("§ 12-4 Aktivitetsplikt", "Melde fra"),
+    ]
     assert "følge med" in doc.sections[1].text and "**" not in doc.sections[1].text
 
 
 def test_text_with_sidecar_and_lettered_points(tmp_path):
     path = tmp_path / "vedtak.txt"
-    path.write_text("Orientering om  skole-\nmiljøet\n\na) Å sikre en felles\nforståelse av internkontroll.\n\n"
-                    "Det er gjort.\n\nb) Å vurdere ROS.\n\nSkolene vurderer\nkontinuerlig.\n", encoding="utf-8")
+    path.write_text(
+        "Orientering om  skole-\nmiljøet\n\na) Å sikre en felles\nforståelse av internkontroll.\n\n"
+        "Det er gjort.\n\nb) Å vurdere ROS.\n\nSkolene vurderer\nkontinuerlig.\n",
+        encoding="utf-8",
+    )
     (tmp_path / "vedtak.txt.meta.yaml").write_text(META.replace("routine", "municipal-decision"), encoding="utf-8")
     doc = read_document(path)
     assert doc.kind == "municipal-decision"
@@ -82,9 +99,12 @@ def test_docx_headings_and_lists(tmp_path):
 
 def test_html_headings_without_scripts(tmp_path):
     path = tmp_path / "side.html"
-    path.write_text("<html><head><title>Skolemiljø</title><script>var x='hemmelig';</script></head><body>"
-                    "<h1>Skolemiljø</h1><p>Innledning om trivsel.</p><h2>Statsforvalteren (§ 12-6)</h2>"
-                    "<ul><li>Meld saken muntlig eller skriftlig.</li></ul></body></html>", encoding="utf-8")
+    path.write_text(
+        "<html><head><title>Skolemiljø</title><script>var x='hemmelig';</script></head><body>"
+        "<h1>Skolemiljø</h1><p>Innledning om trivsel.</p><h2>Statsforvalteren (§ 12-6)</h2>"
+        "<ul><li>Meld saken muntlig eller skriftlig.</li></ul></body></html>",
+        encoding="utf-8",
+    )
     doc = read_document(path)
     assert doc.title == "Skolemiljø"
     assert doc.sections[1].headings == ("Statsforvalteren (§ 12-6)",)
@@ -92,22 +112,32 @@ def test_html_headings_without_scripts(tmp_path):
 
 
 def test_normalise_keeps_words():
-    messy = "Skolen  skal\u00a0snarast under-\nsøke saken og barne-\nog ungdomsskolen\n\n\n- punkt en\nfortsatt\n- punkt to"
-    assert normalise_text(messy) == "Skolen skal snarast undersøke saken og barne- og ungdomsskolen\n\n- punkt en fortsatt\n- punkt to"
+    messy = (
+        "Skolen  skal\u00a0snarast under-\nsøke saken og barne-\nog ungdomsskolen\n\n\n- punkt en\nfortsatt\n- punkt to"
+    )
+    assert (
+        normalise_text(messy)
+        == "Skolen skal snarast undersøke saken og barne- og ungdomsskolen\n\n- punkt en fortsatt\n- punkt to"
+    )
 
 
 def test_blank_line_inside_a_sentence_is_joined():
-    assert normalise_text("gjennom fokus på læreren\n\nog stabilitet i personalet.") == \
-        "gjennom fokus på læreren og stabilitet i personalet."
+    assert (
+        normalise_text("gjennom fokus på læreren\n\nog stabilitet i personalet.")
+        == "gjennom fokus på læreren og stabilitet i personalet."
+    )
 
 
-@pytest.mark.parametrize("meta, problem", [
-    (META.replace("audience: staff", "audience: alle"), "unknown audience 'alle'"),
-    (META.replace("kind: routine", "kind: blogg"), "unknown kind 'blogg'"),
-    (META.replace("updated: 2025-01-02", "updated: i går"), "'updated' must be a date"),
-    (META.replace("title: Testdokument\n", ""), "missing 'title'"),
-    ("title: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "meta, problem",
+    [
+        (META.replace("audience: staff", "audience: alle"), "unknown audience 'alle'"),
+        (META.replace("kind: routine", "kind: blogg"), "unknown kind 'blogg'"),
+        (META.replace("updated: 2025-01-02", "updated: i går"), "'updated' must be a date"),
+        (META.replace("title: Testdokument\n", ""), "missing 'title'"),
+        ("title: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_front_matter_names_file_and_problem(tmp_path, meta, problem):
     path = write_md(tmp_path, "feil.md", "Tekst.", meta)
     with pytest.raises(DocumentError) as err:
@@ -160,10 +190,19 @@ def test_duplicate_ids_are_refused(tmp_path):
 
 
 def test_section_source_lines_become_the_citation_link(tmp_path):
-    path = write_md(tmp_path, "lov.md", "## § 12-6 Statsforvaltaren\n\nEleven kan melde saken.\n\n"
-                    "Kilde: https://example.org/12-6.\n\n### Vilkår\n\nSaken må være tatt opp med rektor.\n\n"
-                    "## § 12-7 Det fysiske miljøet\n\nArbeidsplassen skal være tilpasset.\n\n"
-                    "## Lokalt\n\nKommunen har et team.\n\nKilde: ingen (kommunens orientering)\n")
+    path = write_md(
+        tmp_path,
+        "lov.md",
+        "## § 12-6 Statsforvaltaren\n\nEleven kan melde saken.\n\n"
+        "Kilde: https://example.org/12-6.\n\n### Vilkår\n\nSaken må være tatt opp med rektor.\n\n"
+        "## § 12-7 Det fysiske miljøet\n\nArbeidsplassen skal være tilpasset.\n\n"
+        "## Lokalt\n\nKommunen har et team.\n\nKilde: ingen (kommunens orientering)\n",
+    )
     passages = chunk_document(read_document(path))
-    assert [p.url for p in passages] == ["https://example.org/12-6", "https://example.org/12-6", "https://example.org/a", None]
+    assert [p.url for p in passages] == [
+        "https://example.org/12-6",
+        "https://example.org/12-6",
+        "https://example.org/a",
+        None,
+    ]
     assert all("Kilde" not in p.text for p in passages)

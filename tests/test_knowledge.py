@@ -18,9 +18,16 @@ def all_passages():
 def test_sources_json_lists_every_document(capsys):
     assert main(["sources", "--json"]) == 0
     rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
-    for doc_id in ("kapittel-12-forklart", "gammel-og-ny-lov", "internkontroll", "nyutdannet-laerer",
-                   "rutiner-for-ansatte", "veiledning-for-foreldre", "mal-plan-trygt-skolemiljo",
-                   "vefsn-orientering-psykososialt-skolemiljo"):
+    for doc_id in (
+        "kapittel-12-forklart",
+        "gammel-og-ny-lov",
+        "internkontroll",
+        "nyutdannet-laerer",
+        "rutiner-for-ansatte",
+        "veiledning-for-foreldre",
+        "mal-plan-trygt-skolemiljo",
+        "vefsn-orientering-psykososialt-skolemiljo",
+    ):
         assert doc_id in rows and rows[doc_id]["passages"] > 0
     municipal = rows["vefsn-orientering-psykososialt-skolemiljo"]
     assert municipal["kind"] == "municipal-decision" and municipal["audience"] == "public"
@@ -68,8 +75,11 @@ def test_no_fixed_day_limit_is_stated_as_law():
     for p in all_passages():
         for sentence in re.split(r"(?<=[.!?])\s+", p.text):
             if day_limit.search(sentence):
-                assert re.search(r"ikke lov|ikke et lovkrav|lokal|rutine|gamle loven|gammel|må sjekkes|ikke loven|ikke fast",
-                                 p.text, re.IGNORECASE), sentence
+                assert re.search(
+                    r"ikke lov|ikke et lovkrav|lokal|rutine|gamle loven|gammel|må sjekkes|ikke loven|ikke fast",
+                    p.text,
+                    re.IGNORECASE,
+                ), sentence
 
 
 def test_template_is_marked_as_a_template():

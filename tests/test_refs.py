@@ -3,29 +3,35 @@ import pytest
 from bot.refs import find_refs
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Se § 12-4 om aktivitetsplikten.", ["§ 12-4"]),
-    ("§12-4 gjelder alle", ["§ 12-4"]),
-    ("etter paragraf 12-4", ["§ 12-4"]),
-    ("§§ 12-3 og 12-4", ["§ 12-3", "§ 12-4"]),
-    ("§§ 10-1, 10-2 og 12-4", ["§ 10-1", "§ 10-2", "§ 12-4"]),
-    ("§§ 12-1–12-3", ["§ 12-1", "§ 12-2", "§ 12-3"]),
-    ("kommuneloven § 25-1 tredje ledd", ["kommuneloven § 25-1"]),
-    ("forvaltningsloven § 13", ["forvaltningsloven § 13"]),
-    ("fvl. § 13", ["forvaltningsloven § 13"]),
-    ("opplæringslova § 12-6", ["§ 12-6"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Se § 12-4 om aktivitetsplikten.", ["§ 12-4"]),
+        ("§12-4 gjelder alle", ["§ 12-4"]),
+        ("etter paragraf 12-4", ["§ 12-4"]),
+        ("§§ 12-3 og 12-4", ["§ 12-3", "§ 12-4"]),
+        ("§§ 10-1, 10-2 og 12-4", ["§ 10-1", "§ 10-2", "§ 12-4"]),
+        ("§§ 12-1–12-3", ["§ 12-1", "§ 12-2", "§ 12-3"]),
+        ("kommuneloven § 25-1 tredje ledd", ["kommuneloven § 25-1"]),
+        ("forvaltningsloven § 13", ["forvaltningsloven § 13"]),
+        ("fvl. § 13", ["forvaltningsloven § 13"]),
+        ("opplæringslova § 12-6", ["§ 12-6"]),
+    ],
+)
 def test_new_references(text, expected):
     assert find_refs(text) == expected
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("gamle § 9 A-4", ["§ 9 A-4", "§ 12-4"]),
-    ("planen viser til 9a-4", ["§ 9 A-4", "§ 12-4"]),
-    ("viser til 9A-4 og 9A-6", ["§ 9 A-4", "§ 12-4", "§ 9 A-6", "§ 12-6"]),
-    ("§ 9 A-13 om tvangsmulkt", ["§ 9 A-13", "§ 12-8"]),
-    ("§ 9 A-9 informasjon", ["§ 9 A-9", "§ 10-8"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("gamle § 9 A-4", ["§ 9 A-4", "§ 12-4"]),
+        ("planen viser til 9a-4", ["§ 9 A-4", "§ 12-4"]),
+        ("viser til 9A-4 og 9A-6", ["§ 9 A-4", "§ 12-4", "§ 9 A-6", "§ 12-6"]),
+        ("§ 9 A-13 om tvangsmulkt", ["§ 9 A-13", "§ 12-8"]),
+        ("§ 9 A-9 informasjon", ["§ 9 A-9", "§ 10-8"]),
+    ],
+)
 def test_old_numbers_are_kept_and_mapped(text, expected):
     assert find_refs(text) == expected
 

@@ -41,8 +41,11 @@ def retriever(hash_index_dir):
 
 
 def test_parent_never_gets_staff_passages(retriever):
-    for question in ("Hva skriver jeg ned når jeg melder fra til rektor?", "rutiner for ansatte skjerpa plikt kollega",
-                     "Hvem plikten gjelder SFO assistent vikar"):
+    for question in (
+        "Hva skriver jeg ned når jeg melder fra til rektor?",
+        "rutiner for ansatte skjerpa plikt kollega",
+        "Hvem plikten gjelder SFO assistent vikar",
+    ):
         parent = retriever.search(question, "parent", k=10)
         assert parent and all(h.passage.audience == "public" for h in parent)
     staff = retriever.search("rutiner for ansatte: hva du skriver ned", "staff", k=10)

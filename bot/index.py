@@ -84,7 +84,8 @@ def make_dense_index(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
-def _document_row(doc: Document, count: int) -> dict:
+def document_row(doc: Document, count: int, knowledge_dir: Path) -> dict:
+    """What `kap12 sources` lists and the manifest records about one document."""
     return {
         "id": doc.id,
         "title": doc.title,
@@ -94,7 +95,7 @@ def _document_row(doc: Document, count: int) -> dict:
         "updated": doc.updated,
         "url": doc.url,
         "sources": doc.sources,
-        "file": doc.path.name,
+        "file": str(doc.path.relative_to(knowledge_dir)),
         "passages": count,
     }
 
@@ -114,7 +115,7 @@ def build_index(
     for doc in docs:
         doc_passages = chunk_document(doc)
         passages.extend(doc_passages)
-        rows.append(_document_row(doc, len(doc_passages)))
+        rows.append(document_row(doc, len(doc_passages), knowledge_dir))
     warnings = [f"{r['file']}: no passages (empty document?)" for r in rows if r["passages"] == 0]
 
     cache = _load_cache(index_dir, embedder)

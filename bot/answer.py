@@ -7,8 +7,7 @@ answer is a refusal that says whom to contact instead.
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,6 @@ class Answer:
     citations: list[Citation]
     suggested_flow: str | None
     role: str
-    timings: dict = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict:
         return {
@@ -234,7 +232,6 @@ class Answerer:
         """Answer with cited sentences, or refuse when nothing in the knowledge base is close enough."""
         if role not in AUDIENCES_FOR_ROLE:
             raise ValueError(f"unknown role '{role}'")
-        started = time.perf_counter()
         query, truncated = clean_question(question)
         if not query:
             return self._refusal(question, role, lang, "answer.empty")
@@ -253,7 +250,7 @@ class Answerer:
         if truncated:
             notes.insert(0, self.catalog.get("answer.truncated", lang))
         refs = [r for c in citations[:2] for r in c.refs]
-        answer = Answer(
+        return Answer(
             question=question,
             answered=True,
             answer="\n\n".join(lines + notes),
@@ -261,8 +258,6 @@ class Answerer:
             suggested_flow=self.router.suggest(query, role, refs),
             role=role,
         )
-        answer.timings["seconds"] = time.perf_counter() - started
-        return answer
 
     def resolve_passage_key(self, key: str) -> list[Passage]:
         """Passages matching '<document id>#<heading prefix>' (see flows); [] for an unknown key."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from bot.refs import find_refs
+from bot.answer import Answer
 from bot.replies import Citation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,16 +98,6 @@ def load_documents(knowledge: Path = KNOWLEDGE) -> tuple[dict[str, dict], list[F
 
 
 @dataclass
-class FakeAnswer:
-    question: str
-    answered: bool
-    answer: str
-    citations: list[Citation]
-    suggested_flow: str | None
-    role: str
-
-
-@dataclass
 class FakeAnswerer:
     """Deterministic stand-in for bot.answer.Answerer; records what the core asked it."""
 
@@ -135,7 +126,7 @@ class FakeAnswerer:
             updated=passage.updated, text=passage.text,
         )
 
-    def ask(self, question: str, role: str = "parent", lang: str = "nb") -> FakeAnswer:
+    def ask(self, question: str, role: str = "parent", lang: str = "nb") -> Answer:
         if role not in ROLES:
             raise ValueError(f"unknown role '{role}'")
         self.asked.append((question, role, lang))
@@ -143,8 +134,8 @@ class FakeAnswerer:
         for word, (key, flow) in TOPICS.items():
             passage = self.resolve(key, role) if word in folded else None
             if passage is not None:
-                return FakeAnswer(question, True, f"{passage.text[:80]} [1]", [self.citation(1, passage)], flow, role)
-        return FakeAnswer(question, False, "Jeg fant ikke noe om dette i kildene.", [], None, role)
+                return Answer(question, True, f"{passage.text[:80]} [1]", [self.citation(1, passage)], flow, role)
+        return Answer(question, False, "Jeg fant ikke noe om dette i kildene.", [], None, role)
 
     def citations_for_keys(self, keys: list[str], role: str) -> list[Citation]:
         self.key_calls.append((tuple(keys), role))

@@ -16,8 +16,10 @@ import numpy as np
 import yaml
 
 from bot.errors import Kap12Error
+from bot.refs import find_refs
 
 NGRAM = 4
+REF_WEIGHT = 2
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
@@ -25,6 +27,16 @@ def normalise_query(text: str) -> str:
     """Lowercase, NFC, punctuation to spaces: the form both tokenising and glossary matching use."""
     text = unicodedata.normalize("NFC", text).lower()
     return " ".join(_WORD.findall(text))
+
+
+def tokenize(text: str) -> list[str]:
+    """Character n-grams plus one whole token per legal reference ("§12-4"), repeated to weigh more.
+
+    Split into n-grams, "§ 12-3" is only " 12 " and " 3 ", which half the corpus shares; as one token
+    it finds the passages about that paragraph, and old numbers ("9 A-3") also give their new one.
+    """
+    ref_tokens = [ref.replace(" ", "") for ref in find_refs(text)]
+    return char_ngrams(text) + ref_tokens * REF_WEIGHT
 
 
 def char_ngrams(text: str, n: int = NGRAM) -> list[str]:
@@ -101,7 +113,7 @@ class LexicalIndex:
     @classmethod
     def build(cls, texts: list[str]) -> "LexicalIndex":
         retriever = bm25s.BM25(k1=1.2, b=0.75)
-        retriever.index([char_ngrams(t) for t in texts], show_progress=False)
+        retriever.index([tokenize(t) for t in texts], show_progress=False)
         return cls(retriever)
 
     def save(self, folder: Path) -> None:
@@ -113,7 +125,7 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every passage for the query (0 where nothing matches)."""
-        tokens = [t for t in char_ngrams(query) if t in self._vocab]
+        tokens = [t for t in tokenize(query) if t in self._vocab]
         if not tokens:
             return np.zeros(self._bm25.scores["num_docs"], dtype=np.float32)
         return self._bm25.get_scores(tokens)

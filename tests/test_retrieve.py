@@ -67,3 +67,12 @@ def test_bad_configuration_and_input(retriever):
     with pytest.raises(ValueError, match="unknown role"):
         retriever.search("mobbing", "rektor")
     assert retriever.search("   ", "parent") == []
+
+
+def test_legal_references_are_whole_lexical_tokens(retriever):
+    from bot.lexical import tokenize
+
+    assert tokenize("Se § 9 A-3")[-4:] == ["§9A-3", "§12-3", "§9A-3", "§12-3"]
+    for query, ref in (("Hva sier § 12-7?", "§ 12-7"), ("gamle 9a-13", "§ 12-8"), ("paragraf 10-8", "§ 10-8")):
+        scores = retriever.index.lexical.scores(query)
+        assert ref in retriever.index.passages[int(scores.argmax())].refs, query

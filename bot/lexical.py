@@ -94,10 +94,12 @@ class Glossary:
         norm = normalise_query(text)
         return any(pattern.search(norm) for _, pattern in self._patterns)
 
-    def expand(self, text: str) -> str:
-        """The text followed by the canonical terms of every group it mentions."""
+    def expand(self, text: str, terms_per_group: int | None = None) -> str:
+        """The text followed by the canonical terms (or the first few) of every group it mentions."""
         norm = normalise_query(text)
-        extra = [t for entry, pattern in self._patterns if pattern.search(norm) for t in entry.canonical]
+        extra = [
+            t for entry, pattern in self._patterns if pattern.search(norm) for t in entry.canonical[:terms_per_group]
+        ]
         # Each added word costs query-embedding time, so add every term once.
         extra = list(dict.fromkeys(t for t in extra if t.lower() not in norm))
         return f"{text} {' '.join(extra)}" if extra else text

@@ -109,7 +109,8 @@ class Retriever:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The question's vector, with glossary terms added so lay words find the legal ones."""
-        return self.embedder.embed_query(self.glossary.expand(query))
+        # One term per group: the embedder knows bokmål and nynorsk forms alike, and every added word costs time.
+        return self.embedder.embed_query(self.glossary.expand(query, terms_per_group=1))
 
     def search(self, query: str, role: str = "parent", k: int = 10, query_vec: np.ndarray | None = None) -> list[Hit]:
         """The k best passages for the query that the role may see, best first.
@@ -123,7 +124,7 @@ class Retriever:
             return []
         expanded = self.glossary.expand(query)
         if query_vec is None:
-            query_vec = self.embedder.embed_query(expanded)
+            query_vec = self.embed_query(query)
         lexical_ids, lexical_scores = self._lexical_ranking(expanded, role)
         dense_ids = self._dense_ranking(query_vec, role)
         fused = reciprocal_rank_fusion([lexical_ids, dense_ids], self.weights, self.rrf_k)

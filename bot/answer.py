@@ -25,6 +25,8 @@ MAX_QUESTION_CHARS = 1000  # longer questions are searched by their beginning; e
 SENTENCES_PER_PASSAGE = 2
 # A cited passage must be about as close to the question as the best one; weaker ones add noise.
 CITATION_MARGIN = 0.04
+# Quotes sharing more than this share of their character n-grams (Jaccard) repeat each other.
+REPEAT_OVERLAP = 0.5
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TAG = re.compile(r"<[^>]{0,200}>")
@@ -242,10 +244,17 @@ class Answerer:
         best = max(h.dense for h in hits[: self.max_citations])
         cited: list[Hit] = [h for h in hits[: self.max_citations] if h.dense >= best - CITATION_MARGIN]
         expanded = self.retriever.glossary.expand(query)
-        citations, lines = [], []
-        for n, hit in enumerate(cited, start=1):
+        citations, lines, said = [], [], []
+        for hit in cited:
+            sentences = pick_sentences(hit.passage, expanded)
+            grams = set(char_ngrams(" ".join(sentences)))
+            # The parents' guide and the law guide often say the same thing; quote it once.
+            if any(len(grams & seen) / max(len(grams | seen), 1) > REPEAT_OVERLAP for seen in said):
+                continue
+            said.append(grams)
+            n = len(citations) + 1
             citations.append(citation_for(n, hit.passage, hit.score))
-            lines.append(" ".join(f"{s} [{n}]" for s in pick_sentences(hit.passage, expanded)))
+            lines.append(" ".join(f"{s} [{n}]" for s in sentences))
         notes = [self.catalog.get("answer.general_rules", lang)]
         if truncated:
             notes.insert(0, self.catalog.get("answer.truncated", lang))

@@ -135,12 +135,42 @@ def test_a_quoted_old_rule_keeps_the_sentence_that_says_it_is_unconfirmed():
     from bot.answer import pick_sentences
     from bot.chunk import Passage
 
-    text = ("Saken må først være tatt opp med rektor. Etter den gamle loven måtte det gå minst én uke. "
-            "Om den ventetiden gjelder etter den nye § 12-6, er ikke bekreftet, så sjekk det med Statsforvalteren. "
-            "Du trenger ikke advokat.")
-    passage = Passage(id="x#1", doc_id="x", doc_title="X", kind="guidance", section="X", headings=(), text=text,
-                      page=None, position=0, audience="public", language="nb", url=None, updated=None, refs=(),
-                      content_hash="h")
+    text = (
+        "Saken må først være tatt opp med rektor. Etter den gamle loven måtte det gå minst én uke. "
+        "Om den ventetiden gjelder etter den nye § 12-6, er ikke bekreftet, så sjekk det med Statsforvalteren. "
+        "Du trenger ikke advokat."
+    )
+    passage = Passage(
+        id="x#1",
+        doc_id="x",
+        doc_title="X",
+        kind="guidance",
+        section="X",
+        headings=(),
+        text=text,
+        page=None,
+        position=0,
+        audience="public",
+        language="nb",
+        url=None,
+        updated=None,
+        refs=(),
+        content_hash="h",
+    )
     picked = pick_sentences(passage, "må saken være tatt opp med rektor, og må det gå én uke etter gamle loven")
     assert any("én uke" in s for s in picked)
     assert any("ikke bekreftet" in s for s in picked)
+
+
+@pytest.mark.parametrize(
+    "question", ["Hva skal stå i en aktivitetsplan?", "Hvem kan melde en sak til Statsforvalteren?"]
+)
+def test_the_same_content_is_not_quoted_twice(answerer, question):
+    from bot.lexical import char_ngrams
+
+    answer = answerer.ask(question)
+    quotes = [set(char_ngrams(p)) for p in answer.answer.split("\n\n")[: len(answer.citations)]]
+    assert len(quotes) == len(answer.citations) >= 1
+    for i, a in enumerate(quotes):
+        for b in quotes[i + 1 :]:
+            assert len(a & b) / len(a | b) <= 0.5

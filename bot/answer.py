@@ -7,7 +7,7 @@ answer is a refusal that says whom to contact instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,8 @@ class Answer:
     citations: list[Citation]
     suggested_flow: str | None
     role: str
+    # The ranked passages the answer (or refusal) was decided on; for evaluation, not part of the JSON.
+    hits: list[Hit] = field(default_factory=list, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -219,14 +221,13 @@ class Answerer:
         text = f"{self.catalog.get(key, lang)}\n\n{self.catalog.get(contact, lang)}"
         return Answer(question, False, text, [], None, role)
 
-    def in_scope(self, query: str, query_vec: np.ndarray, hits: list[Hit]) -> bool:
+    def in_scope(self, query: str, query_vec: np.ndarray, best: float) -> bool:
         """Whether the evidence is strong enough to answer rather than refuse.
 
         The best passage must pass a similarity floor and be closer to the question than the nearest
         off-topic phrase (knowledge/scope.yaml) by a margin. A question in the vocabulary of chapter 12
         (the glossary) gets a lower margin than one without it: "SFO" or "plaget" is evidence in itself.
         """
-        best = max((h.dense for h in hits[: self.max_citations]), default=0.0)
         margin = self.scope_margin if self.retriever.glossary.matches(query) else self.scope_margin_unfamiliar
         return best >= self.threshold and best - self.scope.closeness(query_vec) >= margin
 
@@ -239,9 +240,11 @@ class Answerer:
             return self._refusal(question, role, lang, "answer.empty")
         query_vec = self.retriever.embed_query(query)
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
-        if not self.in_scope(query, query_vec, hits):
-            return self._refusal(question, role, lang)
-        best = max(h.dense for h in hits[: self.max_citations])
+        best = max((h.dense for h in hits[: self.max_citations]), default=0.0)
+        if not self.in_scope(query, query_vec, best):
+            refusal = self._refusal(question, role, lang)
+            refusal.hits = hits
+            return refusal
         cited: list[Hit] = [h for h in hits[: self.max_citations] if h.dense >= best - CITATION_MARGIN]
         expanded = self.retriever.glossary.expand(query)
         citations, lines, said = [], [], []
@@ -266,6 +269,7 @@ class Answerer:
             citations=citations,
             suggested_flow=self.router.suggest(query, role, refs),
             role=role,
+            hits=hits,
         )
 
     def resolve_passage_key(self, key: str) -> list[Passage]:

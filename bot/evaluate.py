@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.answer import Answerer, clean_question
+from bot.answer import Answerer
 from bot.errors import Kap12Error
 
 LANGUAGE_GROUPS = ("nb", "nn", "en")
@@ -58,7 +58,7 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
     for item in items:
         role = ROLE_FOR_AUDIENCE.get(item.get("audience", "parent"), "parent")
         answer = answerer.ask(item["question"], role)
-        hits = answerer.retriever.search(clean_question(item["question"])[0], role, k=10)
+        hits = answer.hits
         rank = next(
             (
                 r

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from bot.config import Settings, load_settings
 from bot.errors import IndexMissingError, Kap12Error
+from bot.roles import ROLES
 
 log = logging.getLogger("kap12")
 
@@ -203,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question with citations")
     p.add_argument("question", nargs="?")
-    p.add_argument("--role", choices=("parent", "staff", "new_teacher"), default="parent")
+    p.add_argument("--role", choices=ROLES, default="parent")
     p.add_argument("--lang", choices=("nb", "nn", "en"), default="nb", help="language of fixed texts")
     p.add_argument("--json", action="store_true")
     p.add_argument("--batch", metavar="FILE", help="one question per line; '-' reads stdin")

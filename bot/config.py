@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     staff_user_ids: list[int] = Field(default_factory=list, description="Telegram user ids trusted as staff.")
     rate_limit_per_minute: int = Field(20, ge=1, description="Most messages one user may send per minute.")
 
+    # Local content and contacts
+    municipality: str = Field(
+        "", description="The municipality this bot serves; its local documents are used only when this matches."
+    )
+    county: str = Field("", description="County whose Statsforvalteren and mobbeombud /kontakt preselects; '' = ask.")
+
+    # Web chat
+    web_host: str = Field("127.0.0.1", description="Address `kap12 web` listens on.")
+    web_port: int | None = Field(None, ge=1, le=65535, description="Port of the web chat; set it to serve the web "
+                                 "chat beside Telegram in `kap12 run`.")
+    web_allowed_origins: list[str] = Field(
+        default_factory=list, description="Sites allowed to embed the web chat in an iframe (CSP frame-ancestors)."
+    )
+
     # Privacy
     log_message_text: bool = Field(False, description="Log what users type. Off: never enable in production.")
     state_retention_days: int = Field(90, ge=1, description="Days before an idle user's stored state is deleted.")

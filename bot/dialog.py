@@ -10,7 +10,7 @@ Button data is built and parsed only here. Every string is at most 64 bytes (Tel
     s|<flow>|<step>|<i>   press button i of <step>; valid only while <step> is the user's current step
     c|<flow>|<step>       resume the flow at the user's current step (same check)
     f|<flow>              start a flow (it must exist and be meant for the user's role)
-    r|<role>              choose role: parent | staff | new_teacher
+    r|<role>              choose role: parent | pupil | staff | new_teacher
     l|<lang>              choose language: nb | nn | en
     k|<command>           run a command (meny, meld, rolle, sprak, hjelp, kilder, personvern, start)
     a                     "ask a question" (the flow position is kept)
@@ -36,7 +36,8 @@ from datetime import UTC, datetime, timedelta
 from bot.flows import Flow, FlowStep
 from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, Catalog
 from bot.replies import Button, Citation, Reply
-from bot.store import ROLES, Store, UserState
+from bot.roles import ROLES
+from bot.store import Store, UserState
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ SOURCE_KINDS = ("law-guide", "plan", "routine", "guidance", "municipal-decision"
 # Every catalogue key the core uses, without the "dialog." prefix. A test checks the catalogue against it.
 KEYS = (
     "greeting", "limits", "ask_role", "language_hint", "role_set", "role_current",
-    "role.parent", "role.staff", "role.new_teacher",
+    "role.parent", "role.pupil", "role.staff", "role.new_teacher",
     "choose_language", "language_set", "language.nb", "language.nn", "language.en",
     "menu", "menu_no_flows", "ask_prompt", "advice_label", "flow_end", "flow_quit", "flow_not_for_role",
     "expired", "empty", "too_long", "error", "unknown_command", "help",

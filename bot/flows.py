@@ -15,9 +15,9 @@ from pathlib import Path
 import yaml
 
 from bot.errors import FlowError
+from bot.roles import ROLES
 
 LANGS = ("nb", "nn", "en")
-ROLES = ("parent", "staff", "new_teacher")
 
 MAX_FLOW_ID = 24  # the flow id travels in Telegram callback data (≤ 64 bytes) together with the step id
 MAX_STEP_ID = 16

@@ -12,10 +12,8 @@ from bot.chunk import Passage
 from bot.embed import Embedder
 from bot.index import LoadedIndex
 from bot.lexical import Glossary
+from bot.roles import AUDIENCES_FOR_ROLE, ROLES
 
-ROLES = ("parent", "staff", "new_teacher")
-# Parents (and anyone unverified) only ever see public passages; staff material stays with staff.
-AUDIENCES_FOR_ROLE = {"parent": ("public",), "staff": ("public", "staff"), "new_teacher": ("public", "staff")}
 
 
 def reciprocal_rank_fusion(

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.errors import Kap12Error
+from bot.roles import ROLES
 
-ROLES = ("parent", "staff", "new_teacher")
 LANGUAGES = ("nb", "nn", "en")
 _ID_RE = re.compile(r"[a-z0-9-]{1,24}")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # fixed width, so text order is time order
@@ -66,6 +66,7 @@ class Store(Protocol):
     def purge_idle(self, days: int) -> int: ...
     def record_vote(self, passage_ids: Sequence[str], up: bool, documents: Sequence[str] | None = None) -> None: ...
     def record_question(self, answered: bool) -> None: ...
+    def record_urgent(self) -> None: ...
     def report(self) -> dict: ...
 
 
@@ -113,7 +114,12 @@ def _migration_1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1]
+def _migration_2(db: sqlite3.Connection) -> None:
+    # How many replies per day were urgent (the safety layer's help numbers); nothing about who or what.
+    db.execute("CREATE TABLE urgent_replies (day TEXT PRIMARY KEY, count INTEGER NOT NULL)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migration_1, _migration_2]
 
 
 def document_of(passage_id: str) -> str:
@@ -270,18 +276,28 @@ class SqliteStore:
                 (_now().date().isoformat(), int(bool(answered))),
             )
 
+    def record_urgent(self) -> None:
+        """Count one urgent (safety) reply for today; nothing else about it is kept."""
+        with self._lock:
+            self._conn().execute(
+                """INSERT INTO urgent_replies (day, count) VALUES (?, 1)
+                   ON CONFLICT (day) DO UPDATE SET count = count + 1""",
+                (_now().date().isoformat(),),
+            )
+
     def report(self) -> dict:
-        """Votes per document and the share of refused questions.
+        """Votes per document, the share of refused questions and the number of urgent replies.
 
         Returns:
             {"documents": [{"document", "up", "down"}...] (most down-votes first),
-             "questions": {"answered", "refused", "refused_share"}}
+             "questions": {"answered", "refused", "refused_share"}, "urgent_replies": int}
         """
         with self._lock:
             votes = self._conn().execute("SELECT documents, vote FROM votes").fetchall()
             outcomes = dict(self._conn().execute(
                 "SELECT answered, SUM(count) FROM question_outcomes GROUP BY answered"
             ).fetchall())
+            urgent = self._conn().execute("SELECT COALESCE(SUM(count), 0) FROM urgent_replies").fetchone()[0]
         per_document: dict[str, dict[str, int]] = {}
         for documents, vote in votes:
             try:
@@ -303,6 +319,7 @@ class SqliteStore:
                 "refused": refused,
                 "refused_share": round(refused / total, 4) if total else 0.0,
             },
+            "urgent_replies": int(urgent),
         }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.roles import ROLES
 from bot.refs import find_refs
 from bot.answer import Answer
 from bot.replies import Citation
@@ -32,7 +33,7 @@ TOPICS = {
     "kollega": ("rutiner-for-ansatte#Når en kollega krenker en elev", "kollega-krenker"),
     "mobbing": ("kapittel-12-forklart#§ 12-2", "forelder-utrygg"),
 }
-ROLES = ("parent", "staff", "new_teacher")
+
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def start_flow(dialog: Dialog, flow_id: str, user_id: str = USER) -> Reply:
 def test_start_greets_states_the_limits_and_asks_for_a_role_without_storing_anything(dialog):
     reply = one(dialog.handle_command(USER, "start"))
     assert t("greeting") in reply.text and t("limits") in reply.text and "112" in reply.text
-    assert all_data(reply) == ["r|parent", "r|staff", "r|new_teacher"]
+    assert all_data(reply) == ["r|parent", "r|pupil", "r|staff", "r|new_teacher"]
     assert dialog.store.export_user(USER) == {}  # a visitor who only says hello leaves nothing behind
 
 
@@ -145,7 +145,7 @@ def test_deep_link_opens_a_flow_the_role_may_see(dialog):
 @pytest.mark.parametrize("payload", ["rektor-sak", "no-such-flow", "../../etc/passwd", "x" * 300])
 def test_deep_link_to_a_staff_flow_or_junk_just_greets(dialog, payload):
     reply = one(dialog.handle_command(USER, "start", payload))
-    assert all_data(reply) == ["r|parent", "r|staff", "r|new_teacher"]
+    assert all_data(reply) == ["r|parent", "r|pupil", "r|staff", "r|new_teacher"]
     assert position(dialog) == (None, None)
 
 

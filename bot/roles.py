@@ -1,0 +1,14 @@
+"""Who a user can be, and which passages each role may see. One place, so every module agrees."""
+
+from __future__ import annotations
+
+# The order is the order /start offers them in.
+ROLES = ("parent", "pupil", "staff", "new_teacher")
+# Parents, pupils (and anyone unverified) only ever see public passages; staff material stays with staff.
+AUDIENCES_FOR_ROLE = {
+    "parent": ("public",),
+    "pupil": ("public",),
+    "staff": ("public", "staff"),
+    "new_teacher": ("public", "staff"),
+}
+PUBLIC_ROLE = "parent"

@@ -55,7 +55,8 @@ def _sources(settings: Settings, args) -> int:
     for r in rows:
         print(
             f"{r['title']}\n  {r['kind']} · {r['audience']} · {r['language']} · updated {r['updated'] or '-'} · "
-            f"{r['passages']} passages · {r['file']}"
+            f"{r['passages']} passages · {r['answered_sections']}/{r['sections']} sections with answers · "
+            f"{r['file']}" + (f" · local: {r['municipality']}" if r["municipality"] else "")
         )
     return 0
 

@@ -97,6 +97,9 @@ def document_row(doc: Document, count: int, knowledge_dir: Path) -> dict:
         "sources": doc.sources,
         "file": str(doc.path.relative_to(knowledge_dir)),
         "passages": count,
+        "sections": len(doc.sections),
+        "answered_sections": sum(1 for s in doc.sections if s.short),
+        "municipality": doc.municipality,
     }
 
 

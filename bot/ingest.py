@@ -35,6 +35,8 @@ class Section:
     text: str
     page: int | None = None
     sources: tuple[str, ...] | None = None  # the section's own source URLs; None = the document's; () = none
+    short: dict[str, str] | None = None  # the section's short answer per language (```answer block)
+    questions: tuple[str, ...] = ()  # questions people ask that this section answers (indexed, never shown)
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Document:
     sources: list[str]
     path: Path
     sections: list[Section] = field(default_factory=list)
+    municipality: str | None = None  # local content: served only where KAP12_MUNICIPALITY names it
 
     @property
     def url(self) -> str | None:
@@ -165,7 +168,11 @@ def _validate_meta(path: Path, meta: dict, defaults: dict) -> dict:
         sources = [sources]
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise DocumentError(path, "'sources' must be a list of URLs")
+    municipality = merged.get("municipality")
+    if municipality is not None and (not isinstance(municipality, str) or not municipality.strip()):
+        raise DocumentError(path, "'municipality' must be the municipality's name, e.g. 'Vefsn'")
     return {
+        "municipality": municipality.strip() if municipality else None,
         "title": str(merged["title"]).strip(),
         "kind": merged["kind"],
         "audience": merged["audience"],
@@ -249,22 +256,90 @@ def read_markdown(path: Path) -> Document:
     meta = _validate_meta(path, meta, {})
     blocks: list[tuple[int, str] | str] = []
     para: list[str] = []
-    for line in text[match.end() :].splitlines():
+    answers: dict[tuple[str, ...], tuple[int, dict]] = {}  # heading path → (line, parsed answer block)
+    stack: list[tuple[int, str]] = []
+    lines = text[match.end() :].splitlines()
+    first_line = text[: match.end()].count("\n") + 1
+    i = 0
+    while i < len(lines):
+        line = lines[i]
         heading = _MD_HEADING.match(line)
         if heading:
             if para:
                 blocks.append("\n".join(para))
                 para = []
-            blocks.append((len(heading.group(1)), heading.group(2).strip()))
+            level, title = len(heading.group(1)), heading.group(2).strip()
+            blocks.append((level, title))
+            if not (level == 1 and title == meta["title"]):
+                while stack and stack[-1][0] >= level:
+                    stack.pop()
+                stack.append((level, " ".join(title.split())))
+        elif _ANSWER_FENCE.match(line):
+            start = i
+            i += 1
+            body = []
+            while i < len(lines) and not lines[i].strip().startswith("```"):
+                body.append(lines[i])
+                i += 1
+            line_no = first_line + start
+            if i == len(lines):
+                raise DocumentError(path, f"line {line_no}: the ```answer block is never closed with ```")
+            key = tuple(h for _, h in stack)
+            if key in answers:
+                raise DocumentError(path, f"line {line_no}: a second ```answer block under the same heading")
+            answers[key] = (line_no, parse_answer_block(path, line_no, "\n".join(body)))
         else:
             para.append(line)
+        i += 1
     if para:
         blocks.append("\n".join(para))
     # The document title is the top of every section path; a leading "# Title" repeating it is dropped.
     blocks = [b for b in blocks if not (isinstance(b, tuple) and b[0] == 1 and b[1] == meta["title"])]
     sections = _with_section_sources(_sections_from_headed_blocks(blocks))
-    sections = [Section(s.headings, _strip_markdown(s.text), s.page, s.sources) for s in sections if s.text]
-    return Document(id=path.stem, path=path, sections=sections, **meta)
+    out = []
+    for sec in sections:
+        if not sec.text:
+            continue
+        short, questions = None, ()
+        if sec.headings in answers:
+            _, block = answers.pop(sec.headings)
+            short, questions = block["short"], tuple(block["questions"])
+        out.append(Section(sec.headings, _strip_markdown(sec.text), sec.page, sec.sources, short, questions))
+    for line_no, _ in answers.values():
+        raise DocumentError(path, f"line {line_no}: an ```answer block under a heading with no text of its own")
+    return Document(id=path.stem, path=path, sections=out, **meta)
+
+
+_ANSWER_FENCE = re.compile(r"^\s*```\s*answer\s*$")
+SHORT_ANSWER_MAX = 400
+MIN_QUESTIONS, MAX_QUESTIONS = 5, 12
+
+
+def parse_answer_block(path: Path, line_no: int, body: str) -> dict:
+    """Validate one ```answer block: `short` in nb, nn and en, and 5–12 `questions` (knowledge-format)."""
+    where = f"line {line_no}: ```answer block"
+    try:
+        data = yaml.safe_load(body)
+    except yaml.YAMLError as exc:
+        raise DocumentError(path, f"{where} is not valid YAML ({exc})") from None
+    if not isinstance(data, dict) or set(data) - {"short", "questions"}:
+        raise DocumentError(path, f"{where} must be a mapping with the keys 'short' and 'questions'")
+    short = data.get("short")
+    if not isinstance(short, dict) or set(short) != set(LANGUAGES):
+        raise DocumentError(path, f"{where}: 'short' needs exactly nb, nn and en")
+    for lang, value in short.items():
+        if not isinstance(value, str) or not value.strip():
+            raise DocumentError(path, f"{where}: short.{lang} must be a non-empty text")
+        if len(value) > SHORT_ANSWER_MAX:
+            raise DocumentError(path, f"{where}: short.{lang} is {len(value)} characters; keep it under "
+                                      f"{SHORT_ANSWER_MAX} (one or two sentences)")
+    questions = data.get("questions")
+    if not isinstance(questions, list) or not all(isinstance(q, str) and q.strip() for q in questions):
+        raise DocumentError(path, f"{where}: 'questions' must be a list of texts")
+    if not MIN_QUESTIONS <= len(questions) <= MAX_QUESTIONS:
+        raise DocumentError(path, f"{where}: {len(questions)} questions; write {MIN_QUESTIONS}–{MAX_QUESTIONS}")
+    return {"short": {k: " ".join(v.split()) for k, v in short.items()},
+            "questions": [" ".join(q.split()) for q in questions]}
 
 
 _SOURCE_LINE = re.compile(r"^(?:kilder?|sources?)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)

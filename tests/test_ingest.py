@@ -206,3 +206,58 @@ def test_section_source_lines_become_the_citation_link(tmp_path):
         None,
     ]
     assert all("Kilde" not in p.text for p in passages)
+
+
+ANSWER_BLOCK = """```answer
+short:
+  nb: "Ja, skolen må melde fra til rektor."
+  nn: "Ja, skulen må melde frå til rektor."
+  en: "Yes, the school must tell the principal."
+questions:
+  - "må læreren si det til rektor?"
+  - "Skal kontaktlæraren melde frå?"
+  - "does the teacher have to report it"
+  - "hvem får vite det jeg sier til læreren"
+  - "sier læreren fra videre???"
+```
+"""
+
+
+def test_answer_block_gives_the_section_its_short_answer_and_questions_and_leaves_the_text(tmp_path):
+    path = write_md(tmp_path, "a.md", f"## Melde fra\n\n{ANSWER_BLOCK}\nMeld fra til rektor.\n\n## Annet\n\nTekst.\n")
+    doc = read_document(path)
+    first, second = doc.sections
+    assert first.short["en"] == "Yes, the school must tell the principal."
+    assert len(first.questions) == 5 and "does the teacher have to report it" in first.questions
+    assert first.text == "Meld fra til rektor." and "```" not in first.text and "short" not in first.text
+    assert second.short is None and second.questions == ()
+
+
+@pytest.mark.parametrize(
+    "block, problem",
+    [
+        (ANSWER_BLOCK.replace('  en: "Yes, the school must tell the principal."\n', ""), "nb, nn and en"),
+        ("\n".join(line for line in ANSWER_BLOCK.split("\n") if "læreren" not in line), "2 questions"),
+        (ANSWER_BLOCK.replace("short:", "short: [oops"), "not valid YAML"),
+        (ANSWER_BLOCK.replace("Ja, skolen må melde fra til rektor.", "x" * 500), "500 characters"),
+        (ANSWER_BLOCK.rstrip("`\n"), "never closed"),
+    ],
+)
+def test_a_bad_answer_block_names_file_line_and_problem(tmp_path, block, problem):
+    path = write_md(tmp_path, "feil.md", f"Intro.\n\n## Melde fra\n\n{block}\nMeld fra.\n")
+    with pytest.raises(DocumentError) as err:
+        read_document(path)
+    message = str(err.value)
+    assert "feil.md" in message and "line 13" in message and problem in message
+
+
+def test_an_answer_block_needs_text_under_its_heading(tmp_path):
+    path = write_md(tmp_path, "tom.md", f"## Overskrift\n\n{ANSWER_BLOCK}\n### Under\n\nTekst.\n")
+    with pytest.raises(DocumentError, match="no text of its own"):
+        read_document(path)
+
+
+def test_municipality_in_front_matter_marks_a_local_document(tmp_path):
+    path = write_md(tmp_path, "lokal.md", "Tekst.\n", META + "municipality: Vefsn\n")
+    assert read_document(path).municipality == "Vefsn"
+    assert read_document(write_md(tmp_path, "felles.md", "Tekst.\n")).municipality is None

@@ -162,7 +162,9 @@ def test_report_counts_votes_per_document_and_the_refused_share(store, path):
 
 
 def test_empty_report(store):
-    assert store.report() == {"documents": [], "questions": {"answered": 0, "refused": 0, "refused_share": 0.0}}
+    assert store.report() == {
+        "documents": [], "questions": {"answered": 0, "refused": 0, "refused_share": 0.0}, "urgent_replies": 0
+    }
 
 
 def test_a_file_that_is_not_sqlite_gives_a_clear_error(path):
@@ -170,3 +172,12 @@ def test_a_file_that_is_not_sqlite_gives_a_clear_error(path):
     path.write_bytes(b"this is not a database at all" * 100)
     with pytest.raises(Kap12Error, match="not a usable SQLite database"):
         SqliteStore(path).get_user("tg:1")
+
+
+def test_urgent_replies_are_only_counted(tmp_path):
+    store = SqliteStore(tmp_path / "s.sqlite3")
+    store.record_urgent()
+    store.record_urgent()
+    assert store.report()["urgent_replies"] == 2
+    rows = store._conn().execute("SELECT * FROM urgent_replies").fetchall()
+    assert len(rows) == 1 and len(rows[0]) == 2  # a day and a count, nothing else

@@ -101,7 +101,7 @@ def test_numbers_out_of_range_and_blank_lines_are_calm(settings, make_dialog):
 
 
 def test_state_survives_a_restart_of_the_chat(settings, make_dialog):
-    chat(settings, make_dialog(), "3\n/meld\n1\n")  # new teacher, one step into the course
+    chat(settings, make_dialog(), "4\n/meld\n1\n")  # new teacher, one step into the course
     code, out = chat(settings, make_dialog(), "1\n")  # menu after /start: 1) continue where you were
     steps = FLOWS["nyutdannet"].steps
     assert code == 0 and steps["hvem-melde"].text["nb"] in out

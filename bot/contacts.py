@@ -303,3 +303,12 @@ def _url(path: Path, where: str, value) -> str:
     if not isinstance(value, str) or not value.startswith("https://") or " " in value.strip():
         raise DocumentError(path, f"'{where}' must be an https:// link")
     return value.strip()
+
+
+def register(core, knowledge_dir: Path, settings=None) -> None:
+    """Wire /kontakt and the `o|…` buttons into the conversation core (`bot.dialog.Dialog`)."""
+    contacts = Contacts.load(knowledge_dir, settings)
+    core.register_tool(
+        commands={"kontakt": lambda state: contacts.command(state, core.catalog)},
+        buttons={PREFIX: lambda state, args: contacts.on_button(state, args, core.catalog)},
+    )

@@ -292,3 +292,13 @@ def _walk(blocks: dict, prefix: str):
 def all_choices() -> list[DraftChoice]:
     """Every combination the wizard can produce (for tests and content checks)."""
     return [DraftChoice(w, s, t, a) for w in WHAT for s in SINCE for t in TO for a in ASK]
+
+
+def register(core, knowledge_dir: Path) -> None:
+    """Wire /brev, /notat and the `d|…` buttons into the conversation core (`bot.dialog.Dialog`)."""
+    drafts, notes = Drafts.load(knowledge_dir), NoteTemplate.load(knowledge_dir)
+    core.register_tool(
+        commands={"brev": lambda state: drafts.command(state, core.catalog),
+                  "notat": lambda state: notes.command(state, core.catalog)},
+        buttons={PREFIX: lambda state, args: drafts.on_button(state, args, core.catalog)},
+    )

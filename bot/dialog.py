@@ -99,7 +99,7 @@ def build_dialog(settings, *, require_staff_proof: bool = False, catalog: Catalo
     from bot.flows import load_flows
     from bot.store import SqliteStore
 
-    return Dialog(
+    dialog = Dialog(
         settings,
         Answerer.from_settings(settings),
         load_flows(settings.knowledge_dir / "flows"),
@@ -107,6 +107,11 @@ def build_dialog(settings, *, require_staff_proof: bool = False, catalog: Catalo
         SqliteStore(settings.data_dir / STATE_FILE),
         require_staff_proof=require_staff_proof,
     )
+    from bot import contacts, drafts  # tools: /brev, /notat (buttons d|…) and /kontakt (buttons o|…)
+
+    drafts.register(dialog, settings.knowledge_dir)
+    contacts.register(dialog, settings.knowledge_dir, settings)
+    return dialog
 
 
 

@@ -126,9 +126,10 @@ class Contacts:
 
     def on_button(self, state, args: list[str], catalog) -> list[Reply]:
         """An `o|…` press: `o` shows the picker, `o|<county>` that county; anything else the picker again."""
-        if not args:
+        if isinstance(args, (list, tuple)) and not args:
             return [self._picker(state, catalog)]
-        county = self.counties.get(args[0]) if len(args) == 1 and isinstance(args[0], str) else None
+        valid = isinstance(args, (list, tuple)) and len(args) == 1 and isinstance(args[0], str)
+        county = self.counties.get(args[0]) if valid else None
         if county is None:
             return [self._picker(state, catalog, lead=catalog.get("contacts.invalid", state.language))]
         return [self._county_reply(state, catalog, county)]

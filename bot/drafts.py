@@ -115,8 +115,8 @@ class Drafts:
 
     def on_button(self, state, args: list[str], catalog) -> list[Reply]:
         """A `d|…` press: the next question, or the letter once all four choices are made."""
-        codes = list(args) if isinstance(args, (list, tuple)) else []
-        if not _valid_prefix(codes):
+        codes = list(args) if isinstance(args, (list, tuple)) else None
+        if codes is None or not _valid_prefix(codes):
             lang = state.language
             return [self._question(state, catalog, [], lead=catalog.get("drafts.invalid", lang))]
         if len(codes) < len(STEPS):

@@ -140,6 +140,8 @@ class Drafts:
             notes.append(catalog.get("drafts.note_sf", lang))
         if choice.what == ADULT_AT_SCHOOL and choice.to == "r":
             notes.append(catalog.get("drafts.note_adult", lang))
+        if writer_for(state) == "pupil":
+            notes.append(catalog.get("drafts.note_pupil", lang))
         if lang == "en":
             notes.append(catalog.get("drafts.note_en", lang))
         buttons = [

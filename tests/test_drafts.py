@@ -123,6 +123,8 @@ def test_result_notes_depend_on_the_choices():
     assert CATALOG.get("drafts.note_sf", "nb") in sf and CATALOG.get("drafts.note_sf", "nb") not in rektor
     assert CATALOG.get("drafts.note_adult", "nb") in adult and CATALOG.get("drafts.note_adult", "nb") not in rektor
     assert CATALOG.get("drafts.note_en", "en") in english
+    pupil = DRAFTS.on_button(state("nn", "pupil"), ["b", "w", "r", "i"], CATALOG)[0].text
+    assert CATALOG.get("drafts.note_pupil", "nn") in pupil and CATALOG.get("drafts.note_pupil", "nb") not in rektor
 
 
 @pytest.mark.parametrize("forged", [

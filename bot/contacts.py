@@ -306,8 +306,25 @@ def _url(path: Path, where: str, value) -> str:
     return value.strip()
 
 
+# Every catalogue key this module reads, so a missing one stops start-up instead of a conversation.
+KEYS = (
+    "contacts.choose", "contacts.header", "contacts.office_role", "contacts.phone", "contacts.unconfirmed_link",
+    "contacts.mobbeombud", "contacts.mobbeombud_about", "contacts.mobbeombud_unconfirmed", "contacts.mobbeombud_none",
+    "contacts.municipality", "contacts.checked", "contacts.invalid", "contacts.button.other",
+    "contacts.button.draft", "contacts.button.menu",
+)
+
+
+def check_catalog(catalog) -> None:
+    """Raise ValueError naming the `contacts.*` keys the UI catalogue lacks."""
+    missing = [key for key in KEYS if key not in catalog]
+    if missing:
+        raise ValueError(f"the UI catalogue lacks {', '.join(missing)}; add them to knowledge/ui/contacts.<lang>.yaml")
+
+
 def register(core, knowledge_dir: Path, settings=None) -> None:
     """Wire /kontakt and the `o|…` buttons into the conversation core (`bot.dialog.Dialog`)."""
+    check_catalog(core.catalog)
     contacts = Contacts.load(knowledge_dir, settings)
     core.register_tool(
         commands={"kontakt": lambda state: contacts.command(state, core.catalog)},

@@ -296,8 +296,25 @@ def all_choices() -> list[DraftChoice]:
     return [DraftChoice(w, s, t, a) for w in WHAT for s in SINCE for t in TO for a in ASK]
 
 
+# Every catalogue key this module reads, so a missing one stops start-up instead of a conversation.
+KEYS = (
+    "drafts.start", *(f"drafts.ask_{name}" for name, _ in STEPS[1:]),
+    *(f"drafts.{name}.{code}" for name, codes in STEPS for code in codes),
+    "drafts.result", "drafts.note_sf", "drafts.note_adult", "drafts.note_pupil", "drafts.note_en", "drafts.invalid",
+    "drafts.button.back", "drafts.button.restart", "drafts.button.note", "drafts.button.menu",
+)
+
+
+def check_catalog(catalog) -> None:
+    """Raise ValueError naming the `drafts.*` keys the UI catalogue lacks."""
+    missing = [key for key in KEYS if key not in catalog]
+    if missing:
+        raise ValueError(f"the UI catalogue lacks {', '.join(missing)}; add them to knowledge/ui/drafts.<lang>.yaml")
+
+
 def register(core, knowledge_dir: Path) -> None:
     """Wire /brev, /notat and the `d|…` buttons into the conversation core (`bot.dialog.Dialog`)."""
+    check_catalog(core.catalog)
     drafts, notes = Drafts.load(knowledge_dir), NoteTemplate.load(knowledge_dir)
     core.register_tool(
         commands={"brev": lambda state: drafts.command(state, core.catalog),

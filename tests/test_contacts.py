@@ -205,3 +205,14 @@ def test_kontakt_through_the_core(tmp_path):
     assert core.handle_button("tg:5", "o|nowhere")[0].text.startswith(CATALOG.get("contacts.invalid", "nb"))
     assert "Statsforvalteren i Agder" in core.handle_button("tg:5", "k|kontakt")[0].text
     assert core.store.get_user("tg:5") is None  # the county choice is never stored
+
+
+def test_catalogue_has_every_contacts_key_in_all_languages():
+    keys = {key for key in CATALOG.keys() if key.startswith("contacts.")}
+    assert set(contacts_module.KEYS) == keys
+    for key in keys:
+        for lang in LANGUAGES:
+            assert key not in CATALOG.missing_keys()[lang]
+            assert CATALOG.placeholders(key, lang) == CATALOG.placeholders(key, "nb")
+    with pytest.raises(ValueError, match="contacts.header"):
+        contacts_module.check_catalog(Catalog({"nb": {"contacts.choose": "Velg"}}))

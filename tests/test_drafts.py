@@ -180,9 +180,7 @@ def test_note_template_in_every_language(lang):
 # -- catalogue and content checks ----------------------------------------------------------------------------
 def test_catalogue_has_every_drafts_key_in_all_languages():
     keys = {key for key in CATALOG.keys() if key.startswith("drafts.")}
-    for name, codes in STEPS:
-        keys_needed = {f"drafts.{name}.{code}" for code in codes}
-        assert keys_needed <= keys
+    assert set(drafts_module.KEYS) == keys  # every key used, none left over
     for key in keys:
         for lang in LANGUAGES:
             assert key not in CATALOG.missing_keys()[lang]
@@ -224,3 +222,11 @@ def test_missing_files_are_document_errors(tmp_path):
     edit(knowledge / "drafts" / "note.yaml", lambda d: d["nn"].pop("advice"))
     with pytest.raises(DocumentError, match="nn.advice"):
         NoteTemplate.load(knowledge)
+
+
+def test_a_catalogue_without_the_drafts_keys_stops_start_up(tmp_path):
+    core = Dialog(load_settings(data_dir=tmp_path), FakeAnswerer(), {}, Catalog.load(KNOWLEDGE / "ui"),
+                  SqliteStore(tmp_path / "state.sqlite3"))
+    core.catalog = Catalog({"nb": {"drafts.start": "Hei"}})
+    with pytest.raises(ValueError, match="drafts.result"):
+        drafts_module.register(core, KNOWLEDGE)

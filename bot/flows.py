@@ -2,6 +2,11 @@
 
 A flow is content, not code: a municipality edits the YAML and `load_flows` tells it exactly which file,
 step and field is wrong. Checks that need other flows or the index live in `check_flows`.
+
+A step's buttons either move within the flow (`next`), start another flow (`flow`) or run a dialog
+command (`command`: brev, kontakt, notat, fare). A step without `next` buttons ends the flow. Every step
+but the start has a way back (`back`): by default the one step that leads to it; a step reached from
+several steps names it. Quiz answers carry `correct: true`; a step with `score: true` shows the tally.
 """
 
 from __future__ import annotations
@@ -22,25 +27,35 @@ LANGS = ("nb", "nn", "en")
 MAX_FLOW_ID = 24  # the flow id travels in Telegram callback data (≤ 64 bytes) together with the step id
 MAX_STEP_ID = 16
 MAX_LABEL_CHARS = 30  # longer labels get cut off on phone screens
+# What a user reads before the buttons (text + advice) must fit a phone screen: about 600 characters.
+MAX_STEP_CHARS = 600
 ID_RE = re.compile(r"[a-z0-9-]+")
 
 # "§ 12-4" (opplæringslova), or a named law: "kommuneloven § 25-1", "forvaltningsloven § 13".
-LAWS = ("kommuneloven", "forvaltningsloven")
+LAWS = ("kommuneloven", "forvaltningsloven", "straffeloven", "barnevernsloven")
 REF_RE = re.compile(r"§ \d+-\d+|(?:" + "|".join(LAWS) + r") § \d+(?:-\d+)?")
 PASSAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*#\S(?:.*\S)?")
 
 FLOW_FIELDS = {"id", "roles", "title", "summary", "start", "steps"}
-STEP_FIELDS = {"id", "text", "refs", "passages", "advice", "buttons"}
-BUTTON_FIELDS = {"label", "next", "flow"}
+STEP_FIELDS = {"id", "text", "refs", "passages", "advice", "buttons", "back", "score"}
+BUTTON_FIELDS = {"label", "next", "flow", "command", "correct"}
+# Dialog commands a button may run: brev = a message draft, kontakt = local contacts, notat = a note
+# template, fare = the safety layer's help numbers.
+COMMANDS = ("brev", "kontakt", "notat", "fare")
 
 
 @dataclass(frozen=True)
 class FlowButton:
-    """A choice on a step: go to step `next` in this flow, or start flow `flow`."""
+    """A choice on a step: go to step `next` in this flow, start flow `flow`, or run dialog `command`.
+
+    `correct` marks the right answer(s) of a quiz question; the runner keeps the tally in memory only.
+    """
 
     label: dict
     next: str | None = None
     flow: str | None = None
+    command: str | None = None
+    correct: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,19 @@ class FlowStep:
     passages: tuple[str, ...] = ()
     advice: dict | None = None
     buttons: tuple[FlowButton, ...] = ()
+    back: str | None = None  # where "back" goes; None only on the start step (and unreachable ones)
+    back_declared: bool = False  # written in the YAML (drawn in the diagram) rather than derived
+    score: bool = False  # show the quiz tally on this step
+
+    @property
+    def is_end(self) -> bool:
+        """A step without `next` buttons ends the flow (it may still link to other flows or commands)."""
+        return not any(button.next for button in self.buttons)
+
+    @property
+    def is_question(self) -> bool:
+        """A quiz question: at least one of its buttons is marked `correct`."""
+        return any(button.correct for button in self.buttons)
 
 
 @dataclass(frozen=True)
@@ -141,8 +169,53 @@ def load_flow(path: Path) -> Flow:
         for button in step.buttons:
             if button.next is not None and button.next not in steps:
                 fail(f"a button goes to the step '{button.next}', which does not exist", step.id)
-
+            if button.next == step.id:
+                fail("a button goes to its own step", step.id)
+    steps = _resolve_back_links(steps, start, fail)
+    if any(step.score for step in steps.values()) and not any(step.is_question for step in steps.values()):
+        fail("a step shows the quiz score (score: true), but no button is marked correct: true")
     return Flow(flow_id, tuple(roles), title, summary, start, steps, path)
+
+
+def _resolve_back_links(steps: dict[str, FlowStep], start: str, fail) -> dict[str, FlowStep]:
+    """Fill in each step's `back`: declared, or the one step that leads to it; reject circles.
+
+    A step reached from several steps must declare `back` (the loader cannot guess which way the user
+    came); the start step has none. Following `back` from any step must end at the start step.
+    """
+    leads_here: dict[str, list[str]] = {step_id: [] for step_id in steps}
+    for step in steps.values():
+        for button in step.buttons:
+            if button.next and step.id not in leads_here[button.next]:
+                leads_here[button.next].append(step.id)
+    resolved = {}
+    for step in steps.values():
+        back = step.back
+        if step.id == start:
+            if back is not None:
+                fail("the start step cannot have back: it is where the flow begins", step.id)
+        elif back is not None:
+            if back not in steps:
+                fail(f"back names the step '{back}', which does not exist", step.id)
+            if back == step.id:
+                fail("back cannot name the step itself", step.id)
+        elif len(leads_here[step.id]) == 1:
+            back = leads_here[step.id][0]
+        elif len(leads_here[step.id]) > 1:
+            fail(f"the step is reached from {', '.join(leads_here[step.id])}; "
+                 "add back: <step id> to say where its back button goes", step.id)
+        resolved[step.id] = FlowStep(step.id, step.text, step.refs, step.passages, step.advice, step.buttons,
+                                     back, step.back is not None, step.score)
+    for step_id in resolved:
+        seen, current = [step_id], resolved[step_id].back
+        while current is not None:
+            if current in seen:
+                circle = " → ".join(seen[seen.index(current):] + [current])
+                fail(f"the back links go round in a circle ({circle}); one of them must lead towards "
+                     f"the start step '{start}'", step_id)
+            seen.append(current)
+            current = resolved[current].back
+    return resolved
 
 
 def _load_step(raw, position: int, fail) -> FlowStep:
@@ -169,6 +242,19 @@ def _load_step(raw, position: int, fail) -> FlowStep:
     for key in passages:
         if not PASSAGE_RE.fullmatch(key):
             step_fail(f"malformed passage key '{key}'; write '<document id>#<heading>'")
+    if not refs and not passages:
+        step_fail("the step has no source: add refs (e.g. '§ 12-4') or passages ('<document id>#<heading>')")
+    for lang in LANGS:
+        length = len(text[lang]) + (len(advice[lang]) if advice else 0)
+        if length > MAX_STEP_CHARS:
+            step_fail(f"text and advice in '{lang}' are {length} characters; keep them within {MAX_STEP_CHARS} "
+                      "so the step fits a phone screen (split it into two steps)")
+    back = raw.get("back")
+    if back is not None:
+        back = _check_id(back, MAX_STEP_ID, "back", step_fail)
+    score = raw.get("score", False)
+    if not isinstance(score, bool):
+        step_fail("score must be true or false")
 
     raw_buttons = raw.get("buttons") or []
     if not isinstance(raw_buttons, list):
@@ -176,21 +262,33 @@ def _load_step(raw, position: int, fail) -> FlowStep:
     buttons = []
     for raw_button in raw_buttons:
         if not isinstance(raw_button, dict):
-            step_fail("every button must be a mapping with label and next or flow")
+            step_fail("every button must be a mapping with label and one of next, flow or command")
         _check_fields(raw_button, BUTTON_FIELDS, {"label"}, "a button", step_fail)
         label = _check_texts(raw_button["label"], "a button label", step_fail)
         for lang, value in label.items():
             if len(value) > MAX_LABEL_CHARS:
                 step_fail(f"the button label '{value}' ({lang}) is longer than {MAX_LABEL_CHARS} characters")
-        next_step, other_flow = raw_button.get("next"), raw_button.get("flow")
-        if (next_step is None) == (other_flow is None):
-            step_fail(f"the button '{label['en']}' needs exactly one of next (a step) or flow (another flow)")
+        next_step, other_flow, command = raw_button.get("next"), raw_button.get("flow"), raw_button.get("command")
+        if sum(target is not None for target in (next_step, other_flow, command)) != 1:
+            step_fail(f"the button '{label['en']}' needs exactly one of next (a step), flow (another flow) "
+                      "or command (brev, kontakt, notat, fare)")
         if next_step is not None:
             next_step = _check_id(next_step, MAX_STEP_ID, "next", step_fail)
         if other_flow is not None:
             other_flow = _check_id(other_flow, MAX_FLOW_ID, "flow", step_fail)
-        buttons.append(FlowButton(label, next_step, other_flow))
-    return FlowStep(step_id, text, tuple(refs), tuple(passages), advice, tuple(buttons))
+        if command is not None and command not in COMMANDS:
+            step_fail(f"the button '{label['en']}' runs the unknown command '{command}'; use {', '.join(COMMANDS)}")
+        correct = raw_button.get("correct", False)
+        if not isinstance(correct, bool):
+            step_fail(f"correct on the button '{label['en']}' must be true or false")
+        if correct and next_step is None:
+            step_fail(f"the quiz answer '{label['en']}' is marked correct but has no next step to give feedback")
+        buttons.append(FlowButton(label, next_step, other_flow, command, correct))
+    for lang in LANGS:
+        in_lang = [button.label[lang].casefold() for button in buttons]
+        if len(set(in_lang)) != len(in_lang):
+            step_fail(f"two buttons have the same label in '{lang}'; a typed label must pick one button")
+    return FlowStep(step_id, text, tuple(refs), tuple(passages), advice, tuple(buttons), back, False, score)
 
 
 def _check_fields(data: dict, allowed: set, required: set, what: str, fail) -> None:
@@ -254,9 +352,25 @@ def check_flows(flows: dict[str, Flow], passage_exists: Callable[[str], bool]) -
                     problems.append(f"{where}: a button starts the flow '{button.flow}', which does not exist")
                 if button.next is not None and button.next not in flow.steps:
                     problems.append(f"{where}: a button goes to the step '{button.next}', which does not exist")
-        for step_id in flow.steps.keys() - reachable_steps(flow):
+        for step_id in sorted(flow.steps.keys() - reachable_steps(flow)):
             problems.append(f"{flow.path.name}, step '{step_id}': cannot be reached from the start step")
+        for step_id in sorted(flow.steps.keys() - steps_that_can_end(flow)):
+            problems.append(f"{flow.path.name}, step '{step_id}': no path from here reaches an end step "
+                            "(a step without next buttons), so the walkthrough could never finish")
     return problems
+
+
+def steps_that_can_end(flow: Flow) -> set[str]:
+    """Ids of the steps from which some sequence of `next` presses reaches an end step."""
+    can_end = {step.id for step in flow.steps.values() if step.is_end}
+    changed = True
+    while changed:
+        changed = False
+        for step in flow.steps.values():
+            if step.id not in can_end and any(button.next in can_end for button in step.buttons):
+                can_end.add(step.id)
+                changed = True
+    return can_end
 
 
 def reachable_steps(flow: Flow) -> set[str]:
@@ -272,7 +386,12 @@ def reachable_steps(flow: Flow) -> set[str]:
 
 
 def flow_to_mermaid(flow: Flow, lang: str = "nb") -> str:
-    """A Mermaid flowchart of `flow`: steps as boxes (first sentence of the text), buttons as arrows."""
+    """A Mermaid flowchart of `flow`: steps as boxes (first sentence of the text), buttons as arrows.
+
+    Links to other flows and commands are dashed arrows to their own nodes; a correct quiz answer is
+    marked ✓; declared back links are dotted "↩" arrows (a derived back link is just the reverse of the
+    one arrow into a step, so drawing it would only double the lines).
+    """
     lines = [
         "---",
         f"title: {json.dumps(f'{flow.title[lang]} ({flow.id})', ensure_ascii=False)}",  # JSON is valid YAML
@@ -283,19 +402,26 @@ def flow_to_mermaid(flow: Flow, lang: str = "nb") -> str:
     for step in flow.steps.values():
         label = _mermaid_text(f"{step.id}: {_first_sentence(step.text[lang])}")
         # Stadium shape for the start and the end steps, boxes for the rest.
-        shape = '(["{}"])' if step.id == flow.start or not step.buttons else '["{}"]'
+        shape = '(["{}"])' if step.id == flow.start or step.is_end else '["{}"]'
         lines.append(f"    {_node(step.id)}{shape.format(label)}")
-    other_flows = []
+    other_flows, commands = [], []
     for step in flow.steps.values():
         for button in step.buttons:
-            label = _mermaid_text(button.label[lang])
+            label = _mermaid_text(button.label[lang] + (" ✓" if button.correct else ""))
             if button.next:
                 lines.append(f'    {_node(step.id)} -->|"{label}"| {_node(button.next)}')
-            else:
+            elif button.flow:
                 lines.append(f'    {_node(step.id)} -.->|"{label}"| {_node(button.flow, "f")}')
                 other_flows.append(button.flow)
+            else:
+                lines.append(f'    {_node(step.id)} -.->|"{label}"| {_node(button.command, "c")}')
+                commands.append(button.command)
+        if step.back_declared:
+            lines.append(f'    {_node(step.id)} -.->|"↩"| {_node(step.back)}')
     for other in dict.fromkeys(other_flows):
         lines.append(f'    {_node(other, "f")}[["flow: {other}"]]')
+    for command in dict.fromkeys(commands):
+        lines.append(f'    {_node(command, "c")}{{{{"/{command}"}}}}')
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""Flows: the six real walkthroughs, the loader's validation, cross-file checks and the Mermaid diagrams."""
+"""Flows: the seven real walkthroughs, the loader's validation, cross-file checks and the Mermaid diagrams."""
 
 from __future__ import annotations
 
@@ -10,7 +10,18 @@ import pytest
 import yaml
 
 from bot.errors import FlowError
-from bot.flows import LANGS, Flow, check_flows, flow_to_mermaid, load_flow, load_flows, reachable_steps
+from bot.flows import (
+    COMMANDS,
+    LANGS,
+    MAX_STEP_CHARS,
+    Flow,
+    check_flows,
+    flow_to_mermaid,
+    load_flow,
+    load_flows,
+    reachable_steps,
+    steps_that_can_end,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWLEDGE = ROOT / "knowledge"
@@ -18,6 +29,7 @@ FLOWS_DIR = KNOWLEDGE / "flows"
 
 EXPECTED_ROLES = {
     "forelder-utrygg": ("parent",),
+    "elev-utrygg": ("pupil",),
     "statsforvalteren": ("parent",),
     "ansatt-melde": ("staff", "new_teacher"),
     "kollega-krenker": ("staff", "new_teacher"),
@@ -62,7 +74,7 @@ def words(text: str) -> set[str]:
 # --- the real flows -------------------------------------------------------------------------------------------
 
 
-def test_all_six_flows_load_with_roles_and_enough_steps(flows):
+def test_all_seven_flows_load_with_roles_and_enough_steps(flows):
     assert set(flows) == set(EXPECTED_ROLES)
     for flow_id, flow in flows.items():
         assert flow.roles == EXPECTED_ROLES[flow_id]
@@ -97,13 +109,45 @@ def test_day_count_pattern_catches_what_it_should():
     assert not DAY_COUNT.search("ingen fast frist i antall dager")
 
 
-def test_every_step_is_reachable_and_every_cited_step_has_passages(flows):
+def test_every_step_is_reachable_can_finish_and_has_a_source(flows):
     assert check_flows(flows, lambda key: True) == []
     for flow in flows.values():
         assert reachable_steps(flow) == set(flow.steps)
+        assert steps_that_can_end(flow) == set(flow.steps)
+        assert any(step.is_end for step in flow.steps.values()), flow.id
         for step in flow.steps.values():
-            assert step.refs, (flow.id, step.id)  # every step rests on a rule
+            assert step.refs or step.passages, (flow.id, step.id)  # every step rests on a source
             assert len(step.passages) <= 4, (flow.id, step.id)  # a few precise citations, not a wall
+
+
+def test_every_step_fits_a_phone_and_labels_are_short(flows):
+    for flow in flows.values():
+        for step in flow.steps.values():
+            for lang in LANGS:
+                shown = len(step.text[lang]) + (len(step.advice[lang]) if step.advice else 0)
+                assert shown <= MAX_STEP_CHARS, (flow.id, step.id, lang, shown)
+                for button in step.buttons:
+                    assert len(button.label[lang]) <= 30, (flow.id, step.id, button.label[lang])
+
+
+def test_back_links_lead_to_the_start_without_circles(flows):
+    for flow in flows.values():
+        assert flow.steps[flow.start].back is None
+        for step in flow.steps.values():
+            if step.id == flow.start:
+                continue
+            assert step.back in flow.steps, (flow.id, step.id)
+            seen, current = {step.id}, step.back
+            while current is not None:
+                assert current not in seen, (flow.id, step.id, current)
+                seen.add(current)
+                current = flow.steps[current].back
+            assert flow.start in seen, (flow.id, step.id)
+            leads_here = {s.id for s in flow.steps.values() if any(b.next == step.id for b in s.buttons)}
+            if not step.back_declared:  # derived: the one step that leads here
+                assert leads_here == {step.back}, (flow.id, step.id)
+            else:
+                assert len(leads_here) > 1 or step.back not in leads_here, (flow.id, step.id)
 
 
 def test_advice_is_kept_out_of_the_law_text(flows):
@@ -115,13 +159,61 @@ def test_advice_is_kept_out_of_the_law_text(flows):
                     assert "\n\n" not in step.advice[lang], (flow.id, step.id, lang)
 
 
-def test_parent_flow_key_steps(flows):
+def test_violence_is_never_said_to_be_outside_chapter_12(flows):
+    outside = re.compile(r"(hører ikke|høyrer ikkje|ikke en del av|utenfor|utanfor|outside|not part of)\s+"
+                         r"(under\s+)?(kapittel|chapter)\s+12", re.IGNORECASE)
+    for flow in flows.values():
+        for where, texts in all_texts(flow):
+            for lang, text in texts.items():
+                assert not outside.search(text), (flow.id, where, lang)
+
+
+def test_english_never_says_violate_and_straks_is_never_same_day(flows):
+    for flow in flows.values():
+        for where, texts in all_texts(flow):
+            assert "violat" not in texts["en"].lower(), (flow.id, where)
+            for lang, text in texts.items():
+                for sentence in re.split(r"(?<=[.!?])\s+", text):
+                    if "straks" in sentence:
+                        assert not re.search(r"samme dag|same dag|same day", sentence), (flow.id, where, lang)
+
+
+def test_at_most_one_hedge_per_step_and_never_lovdata_for_parents_and_pupils(flows):
+    hedge = re.compile(r"ikke bekreftet|ikkje stadfesta|not confirmed|ifølge flere kilder|ifølgje fleire kjelder|"
+                       r"according to several sources|several sources say", re.IGNORECASE)
+    for flow in flows.values():
+        for step in flow.steps.values():
+            for lang in LANGS:
+                shown = step.text[lang] + " " + (step.advice[lang] if step.advice else "")
+                assert len(hedge.findall(shown)) <= 1, (flow.id, step.id, lang)
+                if set(flow.roles) & {"parent", "pupil"}:
+                    assert not re.search(r"lovdata|\bsjekk", shown, re.IGNORECASE), (flow.id, step.id, lang)
+
+
+def test_the_school_owner_is_named_for_every_kind_of_school(flows):
+    for flow_id, step_id in [("forelder-utrygg", "skolen-plikt"), ("ansatt-melde", "videre"),
+                             ("rektor-sak", "vurder"), ("kollega-krenker", "ledelsen")]:
+        step = flows[flow_id].steps[step_id]
+        assert "fylkeskommune" in step.text["nb"] and "styret" in step.text["nb"], (flow_id, step_id)
+        assert "county" in step.text["en"] and "board" in step.text["en"], (flow_id, step_id)
+
+
+def test_parent_flow_starts_where_the_family_is(flows):
     flow = flows["forelder-utrygg"]
     first = flow.steps[flow.start]
-    assert first.advice is not None
+    assert flow.start == "hvor" and first.back is None
+    targets = [button.next for button in first.buttons]
+    # A parent who has talked with the child already does not have to start there.
+    assert targets[0] == "snakk" and {"skolen-plikt", "mote", "etter-plan", "uker", "andre"} <= set(targets)
+    situations = {button.next for button in flow.steps["andre"].buttons}
+    assert situations == {"vold", "voksen", "konflikt", "beskyldt"}
+
+    violence = flow.steps["vold"]
     for lang in LANGS:
-        assert "112" in first.advice[lang] and "112" not in first.text[lang]
-    assert "barnevern" in first.advice["nb"]
+        assert "112" in violence.text[lang] and "02800" in violence.text[lang], lang
+        assert re.search(r"(kapittel|chapter) 12", violence.text[lang]), lang
+    assert "barnevern" in violence.text["nb"]
+    assert "fare" in {button.command for button in violence.buttons}
 
     plan = flow.steps["plan"]
     assert "§ 12-4" in plan.refs
@@ -132,23 +224,66 @@ def test_parent_flow_key_steps(flows):
 
     assert "snarast" in flow.steps["skolen-plikt"].text["nb"]
     assert {"§ 10-1", "§ 10-2"} <= set(flow.steps["bli-hort"].refs)
-    last = flow.steps["ingenting"]
-    assert "§ 12-6" in last.refs
-    assert [button.flow for button in last.buttons] == ["statsforvalteren"]
+    assert "§ 12-5" in flow.steps["voksen"].refs and "straks" in flow.steps["voksen"].text["nb"]
+    assert "konflikt" in flow.steps["konflikt"].text["nb"]
+    assert "enkeltvedtak" in flow.steps["beskyldt"].text["nb"]
+    assert "referat" in flow.steps["mote"].text["nb"] and "tolk" in flow.steps["mote"].advice["nb"]
+    assert "evaluer" in flow.steps["etter-plan"].text["nb"]
+    weeks = flow.steps["uker"]
+    assert "§ 12-6" in weeks.refs and weeks.is_end
+    assert "Normalt" in weeks.text["nb"]
+    assert {b.flow for b in weeks.buttons if b.flow} == {"statsforvalteren"}
+    assert {b.command for b in weeks.buttons if b.command} == {"brev", "kontakt"}
+    assert "notat" in {b.command for b in flow.steps["snakk"].buttons}
 
 
-def test_statsforvalteren_flow_cites_12_6_and_sends_unconfirmed_points_to_be_checked(flows):
+def test_statsforvalteren_flow_says_normally_and_gives_a_step_that_is_right_either_way(flows):
     flow = flows["statsforvalteren"]
     for step in flow.steps.values():
         assert "§ 12-6" in step.refs, step.id
-    assert "rektor" in flow.steps["vilkar"].text["nb"]
+    conditions = flow.steps["vilkar"].text
+    assert "Normalt" in conditions["nb"] and "Normally" in conditions["en"]
+    assert "særlige grunner" in conditions["nb"] and "rektor" in conditions["nb"]
     assert "§ 12-8" in flow.steps["vedtak"].refs and "tvangsmulkt" in flow.steps["vedtak"].text["nb"]
-    # Waiting period and appeal rules are only known from the old law: say so, and say to check.
+    # Waiting period and appeal rules are only known from the old law: say so once, then what to do anyway.
     for step_id in ("ventetid", "klage"):
-        nb = flow.steps[step_id].text["nb"]
-        assert "gamle" in nb and "ikke bekreftet" in nb, step_id
-        assert re.search(r"(Sjekk|Spør) .*Statsforvalteren", nb), step_id
+        for lang, marker in (("nb", "uansett"), ("nn", "uansett"), ("en", "either way")):
+            text = flow.steps[step_id].text[lang]
+            assert marker in text, (step_id, lang)
+        assert "gamle" in flow.steps[step_id].text["nb"] and "ikke bekreftet" in flow.steps[step_id].text["nb"]
     assert "advokat" in flow.steps["melde"].text["nb"]
+    assert "kontakt" in {b.command for s in flow.steps.values() for b in s.buttons}
+    assert not any("Vefsn" in text for _, texts in all_texts(flow) for text in texts.values())
+
+
+def test_pupil_flow_in_plain_words_with_help_now(flows):
+    flow = flows["elev-utrygg"]
+    assert flow.title == {"nb": "Jeg har det ikke bra på skolen", "nn": "Eg har det ikkje bra på skulen",
+                          "en": "I'm not OK at school"}
+    commands = {b.command for s in flow.steps.values() for b in s.buttons if b.command}
+    assert {"fare", "kontakt"} <= commands
+    assert "fare" in {b.command for b in flow.steps[flow.start].buttons}
+    assert "helsesykepleier" in flow.steps["voksen"].text["nb"]
+    assert "§ 12-5" in flow.steps["voksen-problem"].refs
+    assert "§ 12-6" in flow.steps["statsforv"].refs and "selv" in flow.steps["statsforv"].text["nb"]
+    jargon = re.compile(r"aktivitetsplikt|enkeltvedtak|skjerpa|skjerpet|hjemmel|forvaltning", re.IGNORECASE)
+    for where, texts in all_texts(flow):
+        for lang, text in texts.items():
+            assert not jargon.search(text), (where, lang)
+            for sentence in re.split(r"(?<=[.!?:])\s+", text):
+                assert len(sentence.split()) <= 30, (where, lang, sentence)
+
+
+def test_staff_flows_cover_police_child_welfare_and_prevention_duty(flows):
+    for flow_id, step_ids in [("ansatt-melde", ("politi", "barnevern")), ("kollega-krenker", ("politi",)),
+                              ("rektor-sak", ("politi",)), ("nyutdannet", ("politi",))]:
+        steps = [flows[flow_id].steps[step_id] for step_id in step_ids]
+        nb = " ".join(step.text["nb"] for step in steps)
+        refs = {ref for step in steps for ref in step.refs}
+        assert "112" in nb and "barnevern" in nb, flow_id
+        assert "straffeloven § 196" in refs, flow_id
+        assert "02800" in nb or flow_id == "kollega-krenker" and "02800" in steps[0].text["en"]
+    assert "barnevernsloven § 13-2" in flows["ansatt-melde"].steps["barnevern"].refs
 
 
 def test_staff_flows_key_steps(flows):
@@ -156,6 +291,7 @@ def test_staff_flows_key_steps(flows):
     assert "straks" in report.steps["melde"].text["nb"]
     assert "forvaltningsloven § 13" in report.steps["taushet"].refs
     assert "hemmelighet" in report.steps["taushet"].advice["nb"]  # never promise secrecy: advice, not law
+    assert {"§ 13-4"} <= set(report.steps["gripe-inn"].refs)
     to_colleague = [b.flow for s in report.steps.values() for b in s.buttons if b.flow]
     assert "kollega-krenker" in to_colleague
 
@@ -164,41 +300,63 @@ def test_staff_flows_key_steps(flows):
         assert "§ 12-5" in colleague.steps[step_id].refs
     for lang in LANGS:
         assert "straks" in colleague.steps["meld-straks"].text[lang]
-    assert "kommunen" in colleague.steps["ledelsen"].text["nb"]
-    assert colleague.steps["diskret"].advice is not None
+    assert "skoleeieren" in colleague.steps["ledelsen"].text["nb"]
+
+
+def test_colleague_flow_buttons_lead_to_what_they_say(flows):
+    flow = flows["kollega-krenker"]
+    says = {  # label (nb) -> a word the step it opens must contain (nb text or advice)
+        "Hvem melder jeg til?": "rektor", "Hvis det er ledelsen?": "ledelsen", "Hva skjer så?": "undersøke",
+        "Kan det være straffbart?": "politi", "Neste: vær diskret": "diskret",
+    }
+    seen = set()
+    for step in flow.steps.values():
+        for button in step.buttons:
+            label = button.label["nb"]
+            assert label in says, label
+            target = flow.steps[button.next]
+            assert says[label] in target.text["nb"] + (target.advice["nb"] if target.advice else ""), label
+            seen.add(label)
+    assert seen == set(says)
 
 
 def test_principal_flow_key_steps(flows):
     flow = flows["rektor-sak"]
     assert {"§ 12-4", "§ 12-5"} <= set(flow.steps["vurder"].refs)
     assert "snarast" in flow.steps["undersok"].text["nb"] and "aldersgrense" in flow.steps["undersok"].text["nb"]
+    talk = flow.steps["samtale"]
+    assert "krenker" in talk.text["nb"] and "Foreldrene" in talk.text["nb"]
     assert "§ 12-4" in flow.steps["plan"].refs
     assert "§ 10-8" in flow.steps["informer"].refs
     assert {"§ 12-6", "§ 12-8"} <= set(flow.steps["statsforv"].refs)
     assert "kommuneloven § 25-1" in flow.steps["system"].refs
+    assert not any(key.startswith("mal-plan-trygt-skolemiljo#") for s in flow.steps.values() for key in s.passages)
 
 
-def test_new_teacher_course_ends_with_three_check_questions(flows):
+def test_new_teacher_course_has_physical_intervention_and_a_scored_quiz(flows):
     flow = flows["nyutdannet"]
-    assert "vefsn-orientering-psykososialt-skolemiljo#Vefsn" in flow.steps["rutiner"].passages
+    assert {"§ 13-3", "§ 13-4"} <= set(flow.steps["fysisk"].refs)
     assert "mentor" in flow.steps["rutiner"].text["nb"]
     questions = [step for step in flow.steps.values() if re.fullmatch(r"q\d", step.id)]
-    assert len(questions) == 3
+    assert len(questions) == 3 and all(question.is_question for question in questions)
     for question in questions:
         targets = {button.next for button in question.buttons}
         assert len(question.buttons) >= 2
         assert targets == {f"{question.id}-riktig", f"{question.id}-feil"}, question.id
+        correct = [button for button in question.buttons if button.correct]
+        assert [button.next for button in correct] == [f"{question.id}-riktig"], question.id
         right, wrong = flow.steps[f"{question.id}-riktig"], flow.steps[f"{question.id}-feil"]
         assert right.text["nb"].startswith("Riktig") and wrong.text["nb"].startswith("Ikke riktig")
         assert right.refs and wrong.refs
         assert right.buttons and wrong.buttons  # feedback always leads on
     end = flow.steps["slutt"]
-    assert not any(button.next for button in end.buttons)
+    assert end.is_end and end.score
+    assert [step.id for step in flow.steps.values() if step.score] == ["slutt"]
 
 
 def test_loaded_texts_are_stripped_and_steps_keep_file_order(flows):
     flow = flows["forelder-utrygg"]
-    assert list(flow.steps)[0] == flow.start == "noter"
+    assert list(flow.steps)[0] == flow.start == "hvor"
     for step in flow.steps.values():
         for text in step.text.values():
             assert text == text.strip()
@@ -241,16 +399,29 @@ def test_committed_mermaid_files_are_up_to_date(flows):
         assert mmd.read_text(encoding="utf-8") == flow_to_mermaid(flow), f"{mmd.name} is stale: regenerate it"
 
 
-def test_mermaid_has_a_node_per_step_and_an_edge_per_button(flows):
+def test_mermaid_has_a_node_per_step_and_an_edge_per_button_and_declared_back_link(flows):
     flow = flows["forelder-utrygg"]
     text = flow_to_mermaid(flow, lang="en")
     assert text.splitlines()[1].startswith('title: "My child is not safe at school')
     for step in flow.steps.values():
         assert f"s_{step.id.replace('-', '_')}" in text
     edges = [line for line in text.splitlines() if "-->" in line or "-.->" in line]
-    assert len(edges) == sum(len(step.buttons) for step in flow.steps.values())
+    declared = sum(step.back_declared for step in flow.steps.values())
+    assert declared >= 3
+    assert len(edges) == sum(len(step.buttons) for step in flow.steps.values()) + declared
+    # Branches: the first step fans out to several steps.
+    assert sum(line.startswith("    s_hvor -->") for line in edges) == len(flow.steps["hvor"].buttons)
     assert '-.->|"Go to Statsforvalteren"| f_statsforvalteren' in text
     assert 'f_statsforvalteren[["flow: statsforvalteren"]]' in text
+    assert 's_mote -.->|"↩"| s_hvor' in text  # a declared back link
+    assert 'c_brev{{"/brev"}}' in text and '-.->|"Draft an e-mail to rektor"| c_brev' in text
+    assert '(["hvor: ' in text and '(["uker: ' in text  # start and end steps are drawn round
+
+
+def test_mermaid_marks_correct_quiz_answers(flows):
+    text = flow_to_mermaid(flows["nyutdannet"], lang="nb")
+    assert '-->|"Snarast ✓"| s_q3_riktig' in text
+    assert '-->|"Når det finnes bevis"| s_q3_feil' in text
 
 
 # --- validation of bad files --------------------------------------------------------------------------------------
@@ -270,9 +441,28 @@ VALID = {
             "advice": {"nb": "Råd", "nn": "Råd", "en": "Advice"},
             "buttons": [{"label": {"nb": "Neste", "nn": "Neste", "en": "Next"}, "next": "to"}],
         },
-        {"id": "to", "text": {"nb": "Andre", "nn": "Andre", "en": "Second"}},
+        {"id": "to", "text": {"nb": "Andre", "nn": "Andre", "en": "Second"},
+         "passages": ["kapittel-12-forklart#§ 12-2"]},
     ],
 }
+
+
+# Two more steps: "en" → "fire" and "en" → "tre" → "fire", so "fire" is reached from two steps.
+THIRD_AND_FOURTH = [
+    {"id": "tre", "text": {"nb": "Tre", "nn": "Tre", "en": "Three"}, "refs": ["§ 12-4"],
+     "passages": ["kapittel-12-forklart#§ 12-4"],
+     "buttons": [{"label": {"nb": "Til fire", "nn": "Til fire", "en": "To four"}, "next": "fire"}]},
+    {"id": "fire", "text": {"nb": "Fire", "nn": "Fire", "en": "Four"}, "refs": ["§ 12-4"],
+     "passages": ["kapittel-12-forklart#§ 12-4"]},
+]
+
+
+def with_branches(d) -> None:
+    """The first step gets buttons to "tre" and "fire" as well (used by the back-link cases)."""
+    first_step(d)["buttons"] += [
+        {"label": {"nb": "Tre", "nn": "Tre", "en": "Three"}, "next": "tre"},
+        {"label": {"nb": "Fire", "nn": "Fire", "en": "Four"}, "next": "fire"},
+    ]
 
 
 def write_flow(folder: Path, data, name: str = "demo") -> Path:
@@ -349,12 +539,33 @@ BAD_FLOWS = [
     ("ref without space", lambda d: first_step(d).update(refs=["§12-4"]), "en", "malformed ref '§12-4'"),
     ("ref without §", lambda d: first_step(d).update(refs=["12-4"]), "en", "malformed ref '12-4'"),
     ("ref with §§", lambda d: first_step(d).update(refs=["§§ 10-1, 10-2"]), "en", "malformed ref"),
-    ("ref unknown law", lambda d: first_step(d).update(refs=["straffeloven § 1"]), "en", "malformed ref"),
+    ("ref unknown law", lambda d: first_step(d).update(refs=["arbeidsmiljøloven § 1"]), "en", "malformed ref"),
     ("ref law without §", lambda d: first_step(d).update(refs=["forvaltningsloven"]), "en", "malformed ref"),
     ("passage without #", lambda d: first_step(d).update(passages=["kapittel-12-forklart"]), "en", "malformed passage"),
     ("passage without doc", lambda d: first_step(d).update(passages=["#§ 12-4"]), "en", "malformed passage"),
     ("passage without heading", lambda d: first_step(d).update(passages=["doc#"]), "en", "malformed passage"),
     ("passage doc with space", lambda d: first_step(d).update(passages=["kap 12#§ 12-4"]), "en", "malformed passage"),
+    ("step without source", lambda d: d["steps"][1].pop("passages"), "to", "has no source"),
+    ("text too long", lambda d: first_step(d)["text"].update(en="x" * 595), "en", "within 600"),
+    ("button with next and command", lambda d: first_button(d).update(command="brev"), "en", "exactly one of next"),
+    ("unknown command", lambda d: first_button(d).update(next=None, command="slett"), "en", "unknown command 'slett'"),
+    ("correct not a bool", lambda d: first_button(d).update(correct="yes"), "en", "must be true or false"),
+    ("correct without next", lambda d: first_button(d).update(next=None, flow="annen", correct=True), "en",
+     "has no next step"),
+    ("score not a bool", lambda d: d["steps"][1].update(score="ja"), "to", "score must be true or false"),
+    ("score without a question", lambda d: d["steps"][1].update(score=True), None, "no button is marked correct"),
+    ("same label twice", lambda d: first_step(d)["buttons"].append(
+        {"label": {"nb": "neste", "nn": "X", "en": "Y"}, "command": "brev"}), "en", "same label in 'nb'"),
+    ("button to its own step", lambda d: first_button(d).update(next="en"), "en", "its own step"),
+    ("back on the start step", lambda d: first_step(d).update(back="to"), "en", "start step cannot have back"),
+    ("back to an unknown step", lambda d: d["steps"][1].update(back="tre"), "to", "step 'tre', which does not"),
+    ("back to itself", lambda d: d["steps"][1].update(back="to"), "to", "cannot name the step itself"),
+    ("back not an id", lambda d: d["steps"][1].update(back=2), "to", "back must be text"),
+    ("reached from several", lambda d: (d["steps"].extend(copy.deepcopy(THIRD_AND_FOURTH)), with_branches(d)), "fire",
+     "reached from en, tre; add back:"),
+    ("back links in a circle", lambda d: (d["steps"].extend(copy.deepcopy(THIRD_AND_FOURTH)), with_branches(d),
+                                          d["steps"][3].update(back="tre"), d["steps"][2].update(back="fire")),
+     "tre", "circle (tre → fire → tre)"),
 ]
 
 
@@ -402,6 +613,7 @@ def test_check_flows_finds_unknown_passage_unreachable_step_unknown_flow_and_ref
     def change(d):
         first_button(d).update(next=None, flow="finnes-ikke")  # step "to" is now unreachable too
         d["steps"][1].update(refs=["§ 12-5"])
+        d["steps"][1].pop("passages")
     write_flow(tmp_path, mutated(change))
     flows = load_flows(tmp_path)
     known = {"kapittel-12-forklart#§ 12-5"}
@@ -421,3 +633,58 @@ def test_check_flows_accepts_a_link_to_an_existing_flow(tmp_path):
     flows = load_flows(tmp_path)
     problems = check_flows(flows, lambda key: True)
     assert problems == ["demo.yaml, step 'to': cannot be reached from the start step"]
+
+
+def test_back_links_default_declared_and_drawn(tmp_path):
+    def change(d):
+        d["steps"].extend(copy.deepcopy(THIRD_AND_FOURTH))
+        with_branches(d)
+        d["steps"][3]["back"] = "tre"
+    flow = load_flow(write_flow(tmp_path, mutated(change)))
+    assert flow.steps["en"].back is None
+    assert flow.steps["to"].back == "en" and not flow.steps["to"].back_declared  # the one step leading here
+    assert flow.steps["tre"].back == "en"
+    assert flow.steps["fire"].back == "tre" and flow.steps["fire"].back_declared
+    text = flow_to_mermaid(flow)
+    assert 's_fire -.->|"↩"| s_tre' in text and 's_to -.->' not in text
+
+
+def test_commands_and_quiz_fields_load(tmp_path):
+    def change(d):
+        first_step(d)["buttons"] = [
+            {"label": {"nb": "Riktig", "nn": "Rett", "en": "Right"}, "next": "to", "correct": True},
+            {"label": {"nb": "Brev", "nn": "Brev", "en": "Letter"}, "command": "brev"},
+        ]
+        d["steps"][1]["score"] = True
+    flow = load_flow(write_flow(tmp_path, mutated(change)))
+    first = flow.steps["en"]
+    assert first.is_question and not first.is_end
+    assert [b.correct for b in first.buttons] == [True, False]
+    assert first.buttons[1].command == "brev" and first.buttons[1].next is None
+    assert flow.steps["to"].score and flow.steps["to"].is_end
+    assert set(COMMANDS) == {"brev", "kontakt", "notat", "fare"}
+
+
+def test_a_step_with_only_command_buttons_ends_the_flow(tmp_path):
+    flow = load_flow(write_flow(tmp_path, mutated(lambda d: first_button(d).update(next=None, command="fare"))))
+    assert flow.steps["en"].is_end
+    problems = check_flows({flow.id: flow}, lambda key: True)
+    assert problems == ["demo.yaml, step 'to': cannot be reached from the start step"]
+
+
+def test_check_flows_finds_a_loop_that_never_ends(tmp_path):
+    def change(d):
+        d["steps"][1]["buttons"] = [{"label": {"nb": "Tilbake", "nn": "Tilbake", "en": "Back"}, "next": "en"}]
+    flows = load_flows_from(tmp_path, mutated(change))
+    problems = check_flows(flows, lambda key: True)
+    assert sorted(problems) == [
+        "demo.yaml, step 'en': no path from here reaches an end step (a step without next buttons), "
+        "so the walkthrough could never finish",
+        "demo.yaml, step 'to': no path from here reaches an end step (a step without next buttons), "
+        "so the walkthrough could never finish",
+    ]
+
+
+def load_flows_from(folder: Path, data) -> dict[str, Flow]:
+    write_flow(folder, data)
+    return load_flows(folder)

@@ -35,6 +35,9 @@ ID_RE = re.compile(r"[a-z0-9-]+")
 LAWS = ("kommuneloven", "forvaltningsloven", "straffeloven", "barnevernsloven")
 REF_RE = re.compile(r"§ \d+-\d+|(?:" + "|".join(LAWS) + r") § \d+(?:-\d+)?")
 PASSAGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*#\S(?:.*\S)?")
+# One citation slot may name the same section in several languages, "a#X | b#Y": the reader gets the one in
+# their language (see `passage_keys_for`), so a nynorsk pupil is not shown the bokmål guide as well.
+ALTERNATIVES = " | "
 
 FLOW_FIELDS = {"id", "roles", "title", "summary", "start", "steps"}
 STEP_FIELDS = {"id", "text", "refs", "passages", "advice", "buttons", "back", "score"}
@@ -239,9 +242,11 @@ def _load_step(raw, position: int, fail) -> FlowStep:
             step_fail(f"malformed ref '{ref}'; write e.g. '§ 12-4', 'kommuneloven § 25-1', "
                       "'forvaltningsloven § 13'")
     passages = _check_strings(raw.get("passages") or [], "passages", step_fail)
-    for key in passages:
-        if not PASSAGE_RE.fullmatch(key):
-            step_fail(f"malformed passage key '{key}'; write '<document id>#<heading>'")
+    for slot in passages:
+        for key in passage_alternatives(slot):
+            if not PASSAGE_RE.fullmatch(key):
+                step_fail(f"malformed passage key '{key}'; write '<document id>#<heading>', "
+                          f"or several languages of one section as 'a#Heading{ALTERNATIVES}b#Overskrift'")
     if not refs and not passages:
         step_fail("the step has no source: add refs (e.g. '§ 12-4') or passages ('<document id>#<heading>')")
     for lang in LANGS:
@@ -344,7 +349,7 @@ def check_flows(flows: dict[str, Flow], passage_exists: Callable[[str], bool]) -
                     problems.append(f"{where}: malformed ref '{ref}'")
             if step.refs and not step.passages:
                 problems.append(f"{where}: cites {', '.join(step.refs)} but has no passages to show")
-            for key in step.passages:
+            for key in (key for slot in step.passages for key in passage_alternatives(slot)):
                 if not passage_exists(key):
                     problems.append(f"{where}: no passage matches the key '{key}'")
             for button in step.buttons:
@@ -358,6 +363,26 @@ def check_flows(flows: dict[str, Flow], passage_exists: Callable[[str], bool]) -
             problems.append(f"{flow.path.name}, step '{step_id}': no path from here reaches an end step "
                             "(a step without next buttons), so the walkthrough could never finish")
     return problems
+
+
+def passage_alternatives(slot: str) -> list[str]:
+    """The passage keys of one citation slot: "a#X" → ["a#X"]; "a#X | b#Y" → ["a#X", "b#Y"]."""
+    return [key.strip() for key in slot.split(ALTERNATIVES)]
+
+
+def passage_keys_for(step: FlowStep, lang: str, language_of: Callable[[str], str | None]) -> list[str]:
+    """One key per citation slot of `step`, in the reader's language where the slot offers it.
+
+    Args:
+        lang: the reader's language.
+        language_of: the language of a document id (None if unknown); the first alternative is the default.
+    """
+    keys = []
+    for slot in step.passages:
+        alternatives = passage_alternatives(slot)
+        keys.append(next((key for key in alternatives if language_of(key.split("#", 1)[0]) == lang),
+                         alternatives[0]))
+    return keys
 
 
 def steps_that_can_end(flow: Flow) -> set[str]:

@@ -19,6 +19,8 @@ from bot.flows import (
     flow_to_mermaid,
     load_flow,
     load_flows,
+    passage_alternatives,
+    passage_keys_for,
     reachable_steps,
     steps_that_can_end,
 )
@@ -387,6 +389,19 @@ def test_every_passage_key_matches_a_knowledge_heading(flows):
         return any(h.lower().startswith(heading.lower()) for h in docs.get(doc_id, []))
 
     assert check_flows(flows, exists) == []
+    assert not exists("kapittel-12-forklart#Finnes ikke")
+
+
+def test_a_citation_slot_gives_the_reader_the_section_in_their_language(flows):
+    step = flows["elev-utrygg"].steps["voksen"]
+    languages = {"elevguide": "nb", "elevguide-nynorsk": "nn", "pupil-guide-en": "en", "kapittel-12-forklart": "nb"}
+    for lang, doc in (("nb", "elevguide"), ("nn", "elevguide-nynorsk"), ("en", "pupil-guide-en")):
+        keys = passage_keys_for(step, lang, languages.get)
+        assert len(keys) == len(step.passages)
+        assert keys[0].startswith(doc + "#") and keys[-1].startswith("kapittel-12-forklart#"), (lang, keys)
+    # A language no alternative has falls back to the first one.
+    assert passage_keys_for(step, "se", languages.get)[0].startswith("elevguide#")
+    assert passage_alternatives("a#X | b#Y") == ["a#X", "b#Y"] and passage_alternatives("a#X") == ["a#X"]
 
 
 # --- Mermaid ----------------------------------------------------------------------------------------------------
@@ -545,6 +560,7 @@ BAD_FLOWS = [
     ("passage without doc", lambda d: first_step(d).update(passages=["#§ 12-4"]), "en", "malformed passage"),
     ("passage without heading", lambda d: first_step(d).update(passages=["doc#"]), "en", "malformed passage"),
     ("passage doc with space", lambda d: first_step(d).update(passages=["kap 12#§ 12-4"]), "en", "malformed passage"),
+    ("passage alternative bad", lambda d: first_step(d).update(passages=["a#X | b"]), "en", "malformed passage key"),
     ("step without source", lambda d: d["steps"][1].pop("passages"), "to", "has no source"),
     ("text too long", lambda d: first_step(d)["text"].update(en="x" * 595), "en", "within 600"),
     ("button with next and command", lambda d: first_button(d).update(command="brev"), "en", "exactly one of next"),

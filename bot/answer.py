@@ -17,11 +17,21 @@ from bot.chunk import Passage, split_sentences
 from bot.embed import Embedder, make_embedder
 from bot.i18n import Catalog
 from bot.index import LoadedIndex, load_index
-from bot.lexical import Glossary, char_ngrams
+from bot.gate import similarity_features
+from bot.lexical import Glossary, char_ngrams, normalise_query
 from bot.replies import Citation
 from bot.retrieve import AUDIENCES_FOR_ROLE, Hit, Retriever
 
-MAX_QUESTION_CHARS = 1000  # longer questions are searched by their beginning; embedders truncate anyway
+
+def load_safety(settings, embedder):
+    """The safety check, when its data is shipped (knowledge/safety/); None without it (e.g. a bare test KB)."""
+    if not (settings.knowledge_dir / "safety").is_dir():
+        return None
+    from bot.safety import SafetyCheck
+
+    return SafetyCheck.load(settings.knowledge_dir, embedder, cache_dir=settings.index_dir / "cache")
+
+MAX_QUESTION_CHARS = 500  # longer questions are searched by their beginning: bounded work per message
 SENTENCES_PER_PASSAGE = 2
 # A cited passage must be about as close to the question as the best one; weaker ones add noise.
 CITATION_MARGIN = 0.04
@@ -41,6 +51,15 @@ class Answer:
     citations: list[Citation]
     suggested_flow: str | None
     role: str
+    kind: str = "answer"  # answer | vague | urgent | chat | decline | refusal
+    lang: str = "nb"  # the language the answer text is in
+    intent: str | None = None  # chat: greeting, thanks, navigation_menu, … (knowledge/scope/conversation.yaml)
+    where: str | None = None  # decline: where such a question belongs (school, kommune, ppt, …)
+    section: str | None = None  # the section the answer leads with
+    short: str | None = None  # that section's short answer
+    urgent: bool = False
+    help: list[dict] = field(default_factory=list)  # help numbers shown: [{"number", "name"}]
+    category: str | None = None  # urgent: the kind of danger
     # The ranked passages the answer (or refusal) was decided on; for evaluation, not part of the JSON.
     hits: list[Hit] = field(default_factory=list, repr=False, compare=False)
 
@@ -49,9 +68,12 @@ class Answer:
             "question": self.question,
             "answered": self.answered,
             "answer": self.answer,
+            "kind": self.kind,
             "citations": [c.to_json() for c in self.citations],
             "suggested_flow": self.suggested_flow,
             "role": self.role,
+            "urgent": self.urgent,
+            "help": list(self.help),
         }
 
 
@@ -171,8 +193,20 @@ class Scope:
         return float((self.vectors @ query_vec).max()) if len(self.vectors) else 0.0
 
 
+# A supporting quote must come from a passage about as close to the question as the best one.
+SECOND_QUOTE_MARGIN = 0.03
+# A passage in the user's language is preferred over a closer one in another language within this margin.
+LANGUAGE_MARGIN = 0.03
+
+
 class Answerer:
-    """Answers questions from one loaded index. Build it with `from_settings`."""
+    """Answers questions from one loaded index. Build it with `from_settings`.
+
+    Each question passes, in order: the safety check (help numbers first, when one is attached), the scope
+    gate (in scope, chat, or off-topic, trained at index time; see bot/gate.py), then question-first retrieval.
+    An answer leads with the best section's short answer in the user's language, then at most two quoted
+    sentences with their citations.
+    """
 
     def __init__(
         self,
@@ -185,6 +219,7 @@ class Answerer:
         scope_margin: float = 0.0,
         scope_margin_unfamiliar: float = 0.0,
         max_citations: int = 3,
+        safety=None,
     ):
         if not 0 <= threshold <= 1:
             raise ValueError("answer threshold must be between 0 and 1 (KAP12_ANSWER_THRESHOLD)")
@@ -197,10 +232,20 @@ class Answerer:
         self.scope_margin = scope_margin
         self.scope_margin_unfamiliar = scope_margin_unfamiliar
         self.max_citations = max_citations
+        self.safety = safety
+        kinds = np.array(self.index.scope.get("kinds", []))
+        vectors = self.index.scope_vectors
+        empty = np.empty((0, retriever.embedder.dim), np.float32)
+        self._off_ids = np.flatnonzero(kinds == "out")
+        self._chat_ids = np.flatnonzero(kinds == "chat")
+        self._off = vectors[self._off_ids] if vectors is not None and len(self._off_ids) else empty
+        self._chat = vectors[self._chat_ids] if vectors is not None and len(self._chat_ids) else empty
+        texts, labels = self.index.scope.get("texts", []), self.index.scope.get("labels", [])
+        self._chat_phrases = {normalise_query(texts[i]): labels[i] for i in self._chat_ids if i < len(texts)}
 
     @classmethod
     def from_settings(cls, settings) -> "Answerer":
-        """Load embedder, index, glossary, catalogue and routing; raises IndexMissingError if there is no index."""
+        """Load embedder, index, glossary, catalogue, routing and the safety check; raises IndexMissingError."""
         embedder = make_embedder(settings)
         index = load_index(settings.index_dir, embedder)
         glossary = Glossary.load(settings.knowledge_dir / "glossary.yaml")
@@ -214,63 +259,178 @@ class Answerer:
             scope_margin=settings.scope_margin,
             scope_margin_unfamiliar=settings.scope_margin_unfamiliar,
             max_citations=settings.max_citations,
+            safety=load_safety(settings, embedder),
         )
 
     def _refusal(self, question: str, role: str, lang: str, key: str = "answer.not_found") -> Answer:
-        contact = "answer.contact.parent" if role == "parent" else "answer.contact.staff"
+        contact = "answer.contact.parent" if role in ("parent", "pupil") else "answer.contact.staff"
         text = f"{self.catalog.get(key, lang)}\n\n{self.catalog.get(contact, lang)}"
-        return Answer(question, False, text, [], None, role)
+        return Answer(question, False, text, [], None, role, kind="refusal", lang=lang)
 
     def in_scope(self, query: str, query_vec: np.ndarray, best: float) -> bool:
-        """Whether the evidence is strong enough to answer rather than refuse.
+        """The fallback when the index has no trained gate (no scope data): a floor and a margin.
 
         The best passage must pass a similarity floor and be closer to the question than the nearest
-        off-topic phrase (knowledge/scope.yaml) by a margin. A question in the vocabulary of chapter 12
-        (the glossary) gets a lower margin than one without it: "SFO" or "plaget" is evidence in itself.
+        off-topic phrase (knowledge/scope.yaml) by a margin; questions in chapter 12 vocabulary get less.
         """
         margin = self.scope_margin if self.retriever.glossary.matches(query) else self.scope_margin_unfamiliar
         return best >= self.threshold and best - self.scope.closeness(query_vec) >= margin
 
-    def ask(self, question: str, role: str = "parent", lang: str = "nb") -> Answer:
-        """Answer with cited sentences, or refuse when nothing in the knowledge base is close enough."""
+    def classify(self, query: str, query_vec: np.ndarray, hits: list[Hit], role: str) -> tuple[str, dict]:
+        """'in', 'vague', 'chat' or 'out', with what the decision rested on."""
+        sims = self.retriever.section_similarities(query_vec, role)
+        q_max = float(sims.max()) if len(sims) else 0.0
+        p_max = max((h.dense for h in hits), default=0.0)
+        facts: dict = {"question_similarity": q_max, "passage_similarity": p_max}
+        exact = self._chat_phrases.get(normalise_query(query))
+        if exact:  # "takk", "meny", "hei": known phrases need no model
+            facts["intent"] = exact
+            return "chat", facts
+        gate = self.index.gate
+        if gate is None:
+            return ("in" if self.in_scope(query, query_vec, p_max) else "out"), facts
+        o_sims = self._off @ query_vec if len(self._off) else np.zeros(1, np.float32)
+        c_sims = self._chat @ query_vec if len(self._chat) else np.zeros(1, np.float32)
+        features = similarity_features(np.array([q_max]), np.array([p_max]), np.array([o_sims.max()]),
+                                       np.array([c_sims.max()]))
+        decision, probs = gate.decide(np.concatenate([query_vec[None, :], features], axis=1))
+        facts["p_in"] = float(probs[0])
+        if decision == "chat":
+            facts["intent"] = self._nearest_chat(query_vec)
+        elif decision == "out":
+            facts["where"] = self.index.scope["where"][int(self._off_ids[int(np.argmax(o_sims))])] if len(
+                self._off_ids) else "other"
+        elif q_max < float(gate.report.get("vague_below", 0.0)):
+            decision = "vague"
+        return decision, facts
+
+    def _nearest_chat(self, query_vec: np.ndarray) -> str:
+        if not len(self._chat_ids):
+            return "greeting"
+        return self.index.scope["labels"][int(self._chat_ids[int(np.argmax(self._chat @ query_vec))])]
+
+    def ask(self, question: str, role: str = "parent", lang: str = "nb", *, writer_role: str | None = None,
+            query_vec: np.ndarray | None = None, check_safety: bool = True) -> Answer:
+        """Help numbers for someone in danger; else a cited answer, a chat reply, or a polite decline.
+
+        Args:
+            lang: the language to answer in (the chosen one; the caller may switch it for a question
+                written in another language).
+            writer_role: the user's own role for the safety wording (a staff member may be answered with
+                public passages until proven, but still gets staff wording in a crisis).
+            check_safety: False only when the user already got the help numbers for this very question.
+        """
         if role not in AUDIENCES_FOR_ROLE:
             raise ValueError(f"unknown role '{role}'")
         query, truncated = clean_question(question)
         if not query:
             return self._refusal(question, role, lang, "answer.empty")
-        query_vec = self.retriever.embed_query(query)
+        if query_vec is None:
+            query_vec = self.retriever.embed_query(query)
+        if self.safety is not None and check_safety:
+            result = self.safety.check(query, writer_role or role, query_vec)
+            if result.urgent:
+                reply = self.safety.reply(result, lang, self.catalog)
+                return Answer(question, True, reply.text, [], None, role, kind="urgent", lang=lang,
+                              urgent=True, help=list(reply.help), category=result.category)
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
-        best = max((h.dense for h in hits[: self.max_citations]), default=0.0)
-        if not self.in_scope(query, query_vec, best):
-            refusal = self._refusal(question, role, lang)
-            refusal.hits = hits
-            return refusal
-        cited: list[Hit] = [h for h in hits[: self.max_citations] if h.dense >= best - CITATION_MARGIN]
+        decision, facts = self.classify(query, query_vec, hits, role)
+        if decision == "chat":
+            return Answer(question, False, "", [], None, role, kind="chat", lang=lang, intent=facts.get("intent"),
+                          hits=hits)
+        if decision == "out" or not hits:
+            where = facts.get("where") or "other"
+            text = f"{self.catalog.get('answer.decline', lang)} {self.catalog.get(f'answer.where.{where}', lang)}"
+            return Answer(question, False, text, [], None, role, kind="decline", lang=lang, where=where, hits=hits)
+        return self._compose(question, query, role, lang, hits, truncated, vague=decision == "vague")
+
+    def _lead_hit(self, hits: list[Hit], lang: str) -> Hit:
+        """The best hit, or a hit in the user's language that is about as relevant."""
+        best = hits[0]
+        for hit in hits[1:4]:
+            if hit.passage.language == lang != best.passage.language and hit.dense >= best.dense - LANGUAGE_MARGIN:
+                return hit
+        return best
+
+    def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
+                 *, vague: bool) -> Answer:
+        lead = self._lead_hit(hits, lang)
+        record = self._section_of(lead)
+        short = (record.short or {}).get(lang) if record else None
         expanded = self.retriever.glossary.expand(query)
+        quoted: list[Hit] = [lead]
+        for hit in hits[:4]:
+            if len(quoted) == 2 or vague:
+                break
+            same_section = self._section_of(hit) is record and record is not None
+            if hit is not lead and not same_section and hit.dense >= lead.dense - SECOND_QUOTE_MARGIN:
+                quoted.append(hit)
         citations, lines, said = [], [], []
-        for hit in cited:
-            sentences = pick_sentences(hit.passage, expanded)
-            grams = set(char_ngrams(" ".join(sentences)))
-            # The parents' guide and the law guide often say the same thing; quote it once.
-            if any(len(grams & seen) / max(len(grams | seen), 1) > REPEAT_OVERLAP for seen in said):
+        budget = 2  # at most two supporting sentences (a caveat that belongs to one stays with it)
+        for hit in quoted:
+            take = 1 if len(quoted) > 1 else 2
+            if short is None and hit is lead:
+                take = 2  # without a short answer the quote is the answer
+            sentences = pick_sentences(hit.passage, expanded, min(take, budget))
+            if not sentences:
                 continue
+            grams = set(char_ngrams(" ".join(sentences)))
+            if any(len(grams & seen) / max(len(grams | seen), 1) > REPEAT_OVERLAP for seen in said):
+                continue  # the parents' guide and the law guide often say the same thing; quote it once
             said.append(grams)
+            budget -= min(take, budget)
             n = len(citations) + 1
             citations.append(citation_for(n, hit.passage, hit.score))
             lines.append(" ".join(f"{s} [{n}]" for s in sentences))
+            if budget <= 0:
+                break
         notes = [self.catalog.get("answer.general_rules", lang)]
         if truncated:
             notes.insert(0, self.catalog.get("answer.truncated", lang))
+        head = [short] if short else []
         refs = [r for c in citations[:2] for r in c.refs]
         return Answer(
             question=question,
             answered=True,
-            answer="\n\n".join(lines + notes),
+            answer="\n\n".join(head + lines + notes),
             citations=citations,
             suggested_flow=self.router.suggest(query, role, refs),
             role=role,
+            kind="vague" if vague else "answer",
+            lang=lang,
+            section=record.key if record else None,
+            short=short,
             hits=hits,
         )
+
+    def _section_of(self, hit: Hit):
+        numbers = self.index.passage_section
+        if numbers is None:
+            return None
+        position = self._positions.get(hit.passage.id)
+        if position is None or numbers[position] < 0:
+            return None
+        return self.index.sections[int(numbers[position])]
+
+    @property
+    def _positions(self) -> dict[str, int]:
+        if not hasattr(self, "_position_cache"):
+            self._position_cache = {p.id: i for i, p in enumerate(self.index.passages)}
+        return self._position_cache
+
+    def general_help(self, writer_role: str | None, lang: str):
+        """Help numbers for anyone in danger now, worded for the writer; None without a safety check."""
+        if self.safety is None:
+            return None
+        writer = {"staff": "staff", "new_teacher": "staff", "pupil": "pupil"}.get(writer_role or "", "parent")
+        return self.safety.general_help(writer, lang, self.catalog)
+
+    def short_answer(self, section_key: str | None, lang: str) -> str | None:
+        """The short answer of a section (for follow-ups such as "hva betyr det?")."""
+        for record in self.index.sections:
+            if record.key == section_key and record.short:
+                return record.short.get(lang)
+        return None
 
     def resolve_passage_key(self, key: str) -> list[Passage]:
         """Passages matching '<document id>#<heading prefix>' (see flows); [] for an unknown key."""

@@ -28,8 +28,9 @@ def _index(settings: Settings, args) -> int:
         embedder,
         settings.embed_batch_size,
         progress=lambda total: tqdm(
-            total=total, desc="Embedding passages", unit="passage", file=sys.stderr, disable=args.quiet
+            total=total, desc="Embedding", unit="text", file=sys.stderr, disable=args.quiet
         ),
+        municipality=settings.municipality,
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -37,6 +38,13 @@ def _index(settings: Settings, args) -> int:
         f"Index built in {summary.path}: {summary.documents} documents, {summary.passages} passages, "
         f"{summary.embedded} embedded, {summary.reused} reused, {summary.seconds:.1f} s"
     )
+    if summary.gate:
+        gate = summary.gate
+        print(
+            f"Scope gate: trained on {gate['train']}, calibrated on {gate['held_out']} held-out texts: threshold "
+            f"{gate['threshold']}, false refusals {gate['held_out_false_refusals']}, off-topic refused "
+            f"{gate['held_out_out_of_scope_refused']}, chat not answered {gate['held_out_chat_not_answered']}"
+        )
     return 0
 
 
@@ -98,11 +106,33 @@ def _ask(settings: Settings, args) -> int:
 
 
 def _eval(settings: Settings, args) -> int:
-    from bot.evaluate import evaluate, format_report, load_questions
+    from bot.evaluate import evaluate, format_report, load_questions, select
 
-    items, variants = load_questions(Path(args.file))
-    report = evaluate(_answerer(settings), items, variants, k=args.k)
-    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_report(report))
+    answerer = _answerer(settings)
+    reports = {}
+    for file in args.files:
+        items, variants = load_questions(Path(file))
+        reports[file] = evaluate(answerer, select(items, args.split), variants, k=args.k)
+    if args.json:
+        print(json.dumps(reports if len(reports) > 1 else reports[args.files[0]], ensure_ascii=False, indent=2))
+        return 0
+    for file, report in reports.items():
+        if len(reports) > 1:
+            print(f"== {file}" + (f" ({args.split})" if args.split else ""))
+        print(format_report(report))
+    return 0
+
+
+def _safety_eval(settings: Settings, args) -> int:
+    from bot.answer import load_safety
+    from bot.embed import make_embedder
+    from bot.safety_eval import evaluate_safety, format_safety_report, load_safety_set
+
+    check = load_safety(settings, make_embedder(settings))
+    if check is None:
+        raise Kap12Error(f"No safety data in {settings.knowledge_dir / 'safety'}.")
+    report = evaluate_safety(check, load_safety_set(Path(args.file)))
+    print(json.dumps(report, ensure_ascii=False, indent=2) if args.json else format_safety_report(report))
     return 0
 
 
@@ -151,10 +181,12 @@ def refresh_index(settings: Settings) -> None:
         print("Updating the index from the knowledge folder …", file=sys.stderr)
     except IndexMissingError:
         print("Building the index (first start, about a minute) …", file=sys.stderr)
-        build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size)
+        build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size,
+                    municipality=settings.municipality)
         return
     try:
-        build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size)
+        build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size,
+                    municipality=settings.municipality)
     except Kap12Error as exc:
         print(f"kap12: {exc}\nThe previous index keeps serving.", file=sys.stderr)
 
@@ -165,8 +197,21 @@ def _chat(settings: Settings, args) -> int:
     return run_chat(settings)
 
 
+def _web(settings: Settings, args) -> int:
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise Kap12Error(f"--port {args.port}: use a port between 1 and 65535.")
+    refresh_index(settings)
+    from bot.web import run_web
+
+    return run_web(settings, args.host or settings.web_host, args.port or settings.web_port or 8000)
+
+
 def _run(settings: Settings, args) -> int:
     refresh_index(settings)
+    if settings.web_port is not None:  # KAP12_WEB_PORT: the web chat, beside Telegram when a token is set
+        from bot.web import run_web
+
+        return run_web(settings, with_telegram=settings.telegram_token is not None)
     if settings.telegram_token is None:
         print("No KAP12_TELEGRAM_TOKEN set: starting the terminal chat.", file=sys.stderr)
         return _chat(settings, args)
@@ -211,11 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", metavar="FILE", help="one question per line; '-' reads stdin")
     p.set_defaults(func=_ask)
 
-    p = sub.add_parser("eval", help="measure retrieval and refusal on a question set")
-    p.add_argument("file")
+    p = sub.add_parser("eval", help="measure retrieval and refusal on question sets")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--split", choices=("calibrate", "measure"), help="only the items of this split")
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("safety-eval", help="measure the safety layer: crisis recall with a right number, false alarms")
+    p.add_argument("file", nargs="?", default="eval/safety.yaml")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_safety_eval)
 
     p = sub.add_parser("flows", help="list, check or draw the walkthroughs")
     p.add_argument("action", nargs="?", choices=("list", "check"), default="list")
@@ -229,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="Telegram with a token, else the terminal chat; builds the index if missing")
     p.set_defaults(func=_run)
+
+    p = sub.add_parser("web", help="serve the web chat page and its JSON API (builds the index if missing)")
+    p.add_argument("--host", help="address to listen on (default KAP12_WEB_HOST, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default KAP12_WEB_PORT, else 8000)")
+    p.set_defaults(func=_web)
 
     p = sub.add_parser("report", help="feedback votes per document and the share of refused questions")
     p.add_argument("--json", action="store_true")

@@ -53,6 +53,8 @@ class Commands:
         if name == "hjelp":
             return [core.menu(state, lead=core.t("help", lang))]
         if name == "meld":
+            if state.role is None:  # never guess: a pupil must not land in the parents' walkthrough
+                return [self.role_question(state, core.t("ask_role", lang))]
             offered = core.walk.offered(state, PRIMARY_FLOW.get(state.role or "parent"))
             if not offered:
                 return [core.menu(state, lead=core.t("menu_no_flows", lang))]
@@ -105,6 +107,8 @@ class Commands:
         current = core.walk.current(state)
         if current is not None:  # show where the user is, now in the new language
             return [Reply(lead), core.walk.step_reply(state, *current)]
+        if state.role is None:  # switching language first must not skip the role question
+            return [self.role_question(state, f"{lead}\n\n{core.t('ask_role', lang)}")]
         return [core.menu(state, lead=lead)]
 
     def sources(self, state) -> Reply:

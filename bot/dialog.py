@@ -18,6 +18,7 @@ Button data is built and parsed only here. Every string is at most 64 bytes (Tel
     a                     "ask a question" (the flow position is kept)
     q                     leave the current flow
     v|+|<id> / v|-|<id>   feedback on an answer (channels may instead call `Dialog.vote`)
+    x|go                  after help numbers, go on to the normal answer to the same question
 
 Anything else, or a press that no longer fits the user's state, gets a calm "this button has expired"
 and the main menu.
@@ -150,7 +151,8 @@ class Dialog:
         self.questions = Questions(self)
         self.feedback = FeedbackBook(self)
         self.staff = StaffProof(self)
-        self.button_handlers: dict = {}  # tool prefix → handler(state, args) -> replies
+        self.button_handlers: dict = {"x": self.questions.on_button}  # prefix → handler(state, args) -> replies
+        self.commands.tools["fare"] = self.questions.danger_help
         self._last_purge: datetime | None = None
 
     @property
@@ -240,6 +242,7 @@ class Dialog:
         lang = self._load(user_id).language  # reply in the language the user had
         self.staff.forget_user(user_id)
         self.feedback.forget_user(user_id)
+        self.questions.forget_user(user_id)
         existed = self.store.forget(user_id)
         text = self.t("forgotten" if existed else "forgotten_nothing", lang)
         return [Reply(text, buttons=[[Button(self.t("button.start_again", lang), button_data("k", "start"))]])]
@@ -326,5 +329,5 @@ class Dialog:
         return Reply(f"{lead}\n\n{text}" if lead else text, buttons=rows, kind=kind)
 
 
-BUILT_IN_PREFIXES = ("s", "c", "f", "r", "l", "k", "a", "q", "v")
+BUILT_IN_PREFIXES = ("s", "c", "f", "r", "l", "k", "a", "q", "v", "x")
 __all__ = ["COMMAND_ALIASES", "COMMANDS", "Dialog", "KEYS", "build_dialog", "button_data", "clean_text"]

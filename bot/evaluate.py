@@ -18,7 +18,8 @@ from bot.answer import Answerer
 from bot.errors import Kap12Error
 
 LANGUAGE_GROUPS = ("nb", "nn", "en")
-ROLE_FOR_AUDIENCE = {"parent": "parent", "pupil": "parent", "staff": "staff", "new_teacher": "new_teacher"}
+AUDIENCES = ("parent", "pupil", "staff", "new_teacher")
+ROLE_FOR_AUDIENCE = {"parent": "parent", "pupil": "pupil", "staff": "staff", "new_teacher": "new_teacher"}
 _VARIANT = re.compile(r"([a-zæøå][a-zæøå ]*?)~([a-zæøå][a-zæøå ]*)")
 
 
@@ -53,11 +54,16 @@ def is_hit(passage, expect_refs: list[str], expect_terms: list[str], variants) -
 
 
 def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dict:
-    """Hit@1, Hit@k, MRR@10 and refusal figures, overall and per language group."""
+    """Hit@1, Hit@k, MRR@10 and refusal figures, overall, per language group and per audience.
+
+    Retrieval is measured without the safety check (its own set measures it: `kap12 safety-eval`); a
+    chat reply or a decline counts as a refusal, a vague in-scope reply as an answer.
+    """
     rows = []
     for item in items:
         role = ROLE_FOR_AUDIENCE.get(item.get("audience", "parent"), "parent")
-        answer = answerer.ask(item["question"], role)
+        lang = item.get("lang", "nb")
+        answer = answerer.ask(item["question"], role, lang if lang in LANGUAGE_GROUPS else "en", check_safety=False)
         hits = answer.hits
         rank = next(
             (
@@ -67,11 +73,12 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
             ),
             None,
         )
-        lang = item.get("lang", "nb")
         rows.append(
             {
                 "id": item.get("id"),
                 "group": lang if lang in LANGUAGE_GROUPS else "other",
+                "audience": item.get("audience", "parent"),
+                "kind": answer.kind,
                 "answerable": bool(item.get("answerable", True)),
                 "answered": answer.answered,
                 "rank": rank,
@@ -83,7 +90,18 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
         subset = [r for r in rows if r["group"] == group]
         if subset:
             report["groups"][group] = _summarise(subset, k)
+    for audience in AUDIENCES:
+        subset = [r for r in rows if r["audience"] == audience]
+        if subset:
+            report["groups"][audience] = _summarise(subset, k)
     return report
+
+
+def select(items: list[dict], split: str | None) -> list[dict]:
+    """Items of one split ('calibrate' or 'measure'); all items when split is None or the set has none."""
+    if not split:
+        return items
+    return [item for item in items if item.get("split", split) == split]
 
 
 def _summarise(rows: list[dict], k: int) -> dict:
@@ -108,10 +126,10 @@ def _summarise(rows: list[dict], k: int) -> dict:
 def format_report(report: dict) -> str:
     k = report["k"]
     cols = ("questions", "hit@1", f"hit@{k}", "mrr@10", "refusal_accuracy", "false_refusals")
-    lines = [f"{'group':<8}" + "".join(f"{c:>18}" for c in cols)]
+    lines = [f"{'group':<12}" + "".join(f"{c:>17}" for c in cols)]
     for name, summary in [("overall", report["overall"]), *report["groups"].items()]:
-        cells = "".join(f"{'-' if summary[c] is None else summary[c]:>18}" for c in cols)
-        lines.append(f"{name:<8}{cells}")
+        cells = "".join(f"{'-' if summary[c] is None else summary[c]:>17}" for c in cols)
+        lines.append(f"{name:<12}{cells}")
     misses = [r["id"] for r in report["items"] if r["answerable"] and not (r["rank"] and r["rank"] <= k)]
     wrong_refusals = [r["id"] for r in report["items"] if r["answerable"] != r["answered"]]
     lines.append(f"misses at {k}: {', '.join(misses) or 'none'}")

@@ -1,13 +1,16 @@
 """Build and load the passage index: passages, their embeddings (faiss) and the lexical index (bm25s).
 
 Layout under index_dir:
-  builds/<stamp>/   one complete build: passages.jsonl, vectors.npy, dense.faiss, lexical/, manifest.json
+  builds/<stamp>/   one complete build: passages.jsonl, vectors.npy, dense.faiss, lexical/, manifest.json,
+                    sections.json + questions.npy (question-first retrieval), scope.json + scope.npy and
+                    gate.json (the scope gate trained on this build's data)
   current           symlink to the build in service, swapped atomically when a new build is complete
   cache/            embeddings by content hash, per embedder, so a rebuild only embeds what changed
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,14 +24,16 @@ import numpy as np
 from bot.chunk import Passage, chunk_document
 from bot.embed import Embedder
 from bot.errors import EmbedderMismatchError, IndexMissingError
+from bot.gate import Gate, ScopeData, max_similarity, similarity_features, train_gate
 from bot.ingest import Document, load_documents
 from bot.lexical import LexicalIndex
+from bot.sections import SectionRecord, section_records
 
 # Exact search is fast enough below this many passages; above it, HNSW keeps queries well under 100 ms.
 HNSW_FROM = 20_000
 HNSW_M = 32
 HNSW_EF_SEARCH = 96
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -40,6 +45,7 @@ class BuildSummary:
     seconds: float
     path: Path
     warnings: list[str] = field(default_factory=list)
+    gate: dict | None = None  # the scope gate's calibration on held-out data
 
 
 def _cache_paths(index_dir: Path, embedder: Embedder) -> tuple[Path, Path]:
@@ -103,16 +109,30 @@ def document_row(doc: Document, count: int, knowledge_dir: Path) -> dict:
     }
 
 
+def serves(doc: Document, municipality: str) -> bool:
+    """Local documents only where the settings name their municipality; everything else everywhere."""
+    return doc.municipality is None or doc.municipality.casefold() == municipality.strip().casefold()
+
+
+def _query_key(text: str) -> str:
+    return hashlib.sha1(f"query\n{text}".encode()).hexdigest()
+
+
 def build_index(
-    knowledge_dir: Path, index_dir: Path, embedder: Embedder, batch_size: int = 32, progress=None
+    knowledge_dir: Path, index_dir: Path, embedder: Embedder, batch_size: int = 32, progress=None,
+    municipality: str = "",
 ) -> BuildSummary:
     """Ingest knowledge_dir and swap in a new index; on any error the index in service is untouched.
 
     Args:
         progress: optional callable(total) returning an object with update(n) and close(), e.g. tqdm.
+        municipality: KAP12_MUNICIPALITY; documents marked for another municipality are left out.
     """
     started = time.perf_counter()
-    docs = load_documents(knowledge_dir)
+    docs = [doc for doc in load_documents(knowledge_dir) if serves(doc, municipality)]
+    for doc in docs:
+        if doc.municipality and doc.municipality.casefold() not in doc.title.casefold():
+            doc.title = f"{doc.title} ({doc.municipality})"  # citations say whose local rule it is
     passages: list[Passage] = []
     rows = []
     for doc in docs:
@@ -134,6 +154,24 @@ def build_index(
     vectors = (
         np.stack([cache[h] for h in hashes]).astype(np.float32) if passages else np.empty((0, embedder.dim), np.float32)
     )
+    records = section_records(docs, passages)
+    question_texts = [q for r in records for q in r.questions]
+    question_section = [i for i, r in enumerate(records) for _ in r.questions]
+    scope = ScopeData.load(knowledge_dir)
+    query_texts = list(dict.fromkeys(question_texts + scope.texts))
+    new_queries = [t for t in query_texts if _query_key(t) not in cache]
+    if new_queries:
+        bar = progress(len(new_queries)) if progress else None
+        for start in range(0, len(new_queries), batch_size):
+            batch = new_queries[start : start + batch_size]
+            cache.update(zip([_query_key(t) for t in batch], embedder.embed_batch(batch, "query"), strict=True))
+            if bar:
+                bar.update(len(batch))
+        if bar:
+            bar.close()
+    question_vectors = _stack([cache[_query_key(t)] for t in question_texts], embedder.dim)
+    scope_vectors = _stack([cache[_query_key(t)] for t in scope.texts], embedder.dim)
+    gate = _train_gate(question_vectors, vectors, scope, scope_vectors)
 
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -155,13 +193,21 @@ def build_index(
             "documents": rows,
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1))
+        sections_data = {"sections": [r.to_json() for r in records], "question_section": question_section}
+        (tmp / "sections.json").write_text(json.dumps(sections_data, ensure_ascii=False))
+        np.save(tmp / "questions.npy", question_vectors)
+        scope_data = {"texts": scope.texts, "kinds": scope.kinds, "labels": scope.labels, "where": scope.where}
+        (tmp / "scope.json").write_text(json.dumps(scope_data, ensure_ascii=False))
+        np.save(tmp / "scope.npy", scope_vectors)
+        (tmp / "gate.json").write_text(json.dumps(gate.to_json() if gate else None))
         final = builds / stamp
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _swap_current(index_dir, final)
-    _save_cache(index_dir, embedder, hashes, vectors)
+    keep = list(dict.fromkeys(hashes + [_query_key(t) for t in query_texts]))
+    _save_cache(index_dir, embedder, keep, np.stack([cache[h] for h in keep]) if keep else vectors)
     return BuildSummary(
         documents=len(docs),
         passages=len(passages),
@@ -170,7 +216,36 @@ def build_index(
         seconds=time.perf_counter() - started,
         path=final,
         warnings=warnings,
+        gate=gate.report if gate else None,
     )
+
+
+def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
+    return np.stack(rows).astype(np.float32) if rows else np.empty((0, dim), np.float32)
+
+
+def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, scope_vectors: np.ndarray):
+    """Train the scope gate on this build's questions (in), off-topic questions (out) and chat phrases."""
+    kinds = np.array(scope.kinds)
+    off, chat = scope_vectors[kinds == "out"], scope_vectors[kinds == "chat"]
+    if len(questions) < 10 or len(off) < 10 or len(chat) < 5:
+        return None  # not enough data to learn from: the answerer falls back to its similarity floor
+
+    def features(vectors: np.ndarray, own: str) -> np.ndarray:
+        return similarity_features(
+            max_similarity(vectors, questions, own == "in"), max_similarity(vectors, passages),
+            max_similarity(vectors, off, own == "out"), max_similarity(vectors, chat, own == "chat"),
+        )
+
+    embeddings = np.concatenate([questions, off, chat])
+    feats = np.concatenate([features(questions, "in"), features(off, "out"), features(chat, "chat")])
+    labels = ["in"] * len(questions) + ["out"] * len(off) + ["chat"] * len(chat)
+    gate = train_gate(embeddings, feats, labels)
+    # Below this closeness to any section's question, an in-scope message is vague: it gets a short answer
+    # and the walkthroughs that fit rather than quotes (a tenth of the questions, each measured without itself).
+    gate.report["vague_below"] = round(float(np.percentile(max_similarity(questions, questions, True), 10)), 4)
+    return gate
+
 
 
 def _swap_current(index_dir: Path, build: Path) -> None:
@@ -193,6 +268,13 @@ class LoadedIndex:
     dense: faiss.Index
     lexical: LexicalIndex
     manifest: dict
+    sections: list[SectionRecord] = field(default_factory=list)
+    question_vectors: np.ndarray | None = None
+    question_section: np.ndarray | None = None  # section index of each question
+    passage_section: np.ndarray | None = None  # section index of each passage (-1: none)
+    scope_vectors: np.ndarray | None = None
+    scope: dict = field(default_factory=dict)  # kinds, labels, where per scope vector
+    gate: Gate | None = None
 
     @property
     def documents(self) -> list[dict]:
@@ -223,10 +305,24 @@ def load_index(index_dir: Path, embedder: Embedder | None = None) -> LoadedIndex
         lexical = LexicalIndex.load(current / "lexical")
         if not (len(passages) == len(vectors) == dense.ntotal == manifest["passages"]):
             raise ValueError("passages, vectors and indexes disagree in length")
+        sections_data = json.loads((current / "sections.json").read_text(encoding="utf-8"))
+        sections = [SectionRecord.from_json(r) for r in sections_data["sections"]]
+        question_vectors = np.load(current / "questions.npy")
+        question_section = np.asarray(sections_data["question_section"], dtype=np.int64)
+        scope = json.loads((current / "scope.json").read_text(encoding="utf-8"))
+        scope_vectors = np.load(current / "scope.npy")
+        gate_data = json.loads((current / "gate.json").read_text(encoding="utf-8"))
+        gate = Gate.from_json(gate_data) if gate_data else None
+        if len(question_vectors) != len(question_section) or len(scope_vectors) != len(scope["kinds"]):
+            raise ValueError("questions or scope data disagree in length")
     except EmbedderMismatchError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError) as exc:
         raise IndexMissingError(f"The index in {index_dir.resolve()} is damaged ({exc}). {hint}") from None
     if isinstance(dense, faiss.IndexHNSWFlat):
         dense.hnsw.efSearch = HNSW_EF_SEARCH
-    return LoadedIndex(passages, vectors, dense, lexical, manifest)
+    passage_section = np.full(len(passages), -1, dtype=np.int64)
+    for number, record in enumerate(sections):
+        passage_section[record.passages] = number
+    return LoadedIndex(passages, vectors, dense, lexical, manifest, sections, question_vectors, question_section,
+                       passage_section, scope_vectors, scope, gate)

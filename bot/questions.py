@@ -1,13 +1,36 @@
-"""Free-text questions: the answerer's cited answer (or refusal) turned into a reply with its buttons."""
+"""Free-text messages: help first for someone in danger, then an answer, a chat reply or a polite decline.
+
+The answerer decides what a message is (bot/answer.py); this module shapes the reply: buttons that fit,
+the user's language, follow-ups read together with the previous question. The previous question is kept in
+memory for a few minutes only (never on disk) so "og hvis det er læreren?" can be understood.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 
+from bot.language import detect_language
 from bot.replies import Button, Reply
 from bot.walkthrough import pick
 
 log = logging.getLogger(__name__)
+
+RECENT_SECONDS = 10 * 60  # how long the last question is remembered for a follow-up
+RECENT_USERS = 4096  # memory bound: the oldest topics are dropped first
+ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}
+LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb"}
+FOLLOW_UPS = ("followup_what_if",)
+EXPLAIN_AGAIN = ("followup_meaning", "simpler", "not_understood")
+
+
+@dataclass
+class _Topic:
+    question: str
+    section: str | None
+    at: float
 
 
 class Questions:
@@ -15,23 +38,144 @@ class Questions:
 
     def __init__(self, core):
         self.core = core
+        self._recent: OrderedDict[str, _Topic] = OrderedDict()
 
-    def answer(self, state, question: str) -> list[Reply]:
-        core, lang = self.core, state.language
+    # -- memory of the last question (never stored) ------------------------------------------------------
+    def _remember(self, user_id: str, question: str, section: str | None) -> None:
+        self._recent[user_id] = _Topic(question, section, time.monotonic())
+        self._recent.move_to_end(user_id)
+        while len(self._recent) > RECENT_USERS:
+            self._recent.popitem(last=False)
+
+    def _recall(self, user_id: str) -> _Topic | None:
+        topic = self._recent.get(user_id)
+        if topic is None or time.monotonic() - topic.at > RECENT_SECONDS:
+            self._recent.pop(user_id, None)
+            return None
+        return topic
+
+    def forget_user(self, user_id: str) -> None:
+        self._recent.pop(user_id, None)
+
+    # -- the reply to a typed message ---------------------------------------------------------------------
+    def answer(self, state, text: str, *, check_safety: bool = True) -> list[Reply]:
+        core = self.core
+        lang, lead_notes, offer_english = state.language, [], False
+        written_in = detect_language(text)
+        if written_in == "en" and lang != "en":
+            lang, offer_english = "en", True
+        elif written_in == "other":
+            lang = "en"
+            lead_notes.append(core.catalog.get("answer.other_language", "en"))
         try:
-            answer = core.answerer.ask(question, role=core.retrieval_role(state), lang=lang)
+            answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
+                                       writer_role=state.role, check_safety=check_safety)
+            recent = self._recall(state.user_id)
+            if answer.kind in ("chat", "vague") and recent and (answer.intent in FOLLOW_UPS or answer.kind == "vague"):
+                # A short follow-up is read together with the previous question.
+                combined = core.answerer.ask(f"{recent.question} {text}", role=core.retrieval_role(state),
+                                             lang=lang, writer_role=state.role, check_safety=False)
+                if combined.kind in ("answer", "vague"):
+                    answer = combined
         except Exception:
             log.exception("the answerer failed (question text not logged)")
-            return [core.menu(state, lead=core.t("error", lang), kind="error")]
+            return [core.menu(state, lead=core.t("error", state.language), kind="error")]
+        if answer.kind == "urgent":
+            return self._urgent(state, text, answer)
+        if answer.kind == "chat":
+            return self._chat(state, answer)
         core.store.record_question(bool(answer.answered))
-        buttons: list[list[Button]] = []
-        suggested = core.walk.flows.get(answer.suggested_flow or "")
-        if suggested and suggested.id != state.flow_id and core.walk.allowed(suggested, state):
-            label = core.t("button.start_flow", lang, title=pick(suggested.title, lang))
-            buttons.append([Button(label, core.button_data("f", suggested.id))])
-        buttons.append([core.walk.resume_button(state) or core.menu_button(lang)])
+        buttons = self._buttons(state, answer, lang)
+        if offer_english:
+            buttons.insert(0, [Button(core.catalog.get("answer.switch_button", "en"), "l|en")])
+        text_out = "\n\n".join(lead_notes + [answer.answer])
         if not answer.answered:
-            return [Reply(answer.answer, [], buttons, kind="refusal")]
+            return [Reply(text_out, [], buttons, kind=answer.kind if answer.kind == "decline" else "refusal")]
+        self._remember(state.user_id, answer.question, answer.section)
+        if answer.kind == "vague":
+            text_out = "\n\n".join(lead_notes + [answer.short or answer.answer, core.catalog.get("chat.vague", lang)])
+            return [Reply(text_out, list(answer.citations[:1]) if answer.short else list(answer.citations),
+                          buttons, kind="vague")]
         citations = list(answer.citations)
         feedback_id = core.feedback.remember(state.user_id, citations) if citations else None
-        return [Reply(answer.answer, citations, buttons, kind="answer", feedback_id=feedback_id)]
+        return [Reply(text_out, citations, buttons, kind="answer", feedback_id=feedback_id)]
+
+    def _buttons(self, state, answer, lang: str) -> list[list[Button]]:
+        core = self.core
+        rows: list[list[Button]] = []
+        flows = []
+        suggested = core.walk.flows.get(answer.suggested_flow or "")
+        if suggested and core.walk.allowed(suggested, state):
+            flows.append(suggested)
+        if answer.kind == "vague":
+            from bot.commands import PRIMARY_FLOW
+
+            flows += core.walk.offered(state, PRIMARY_FLOW.get(state.role or "parent"))[:3]
+        for flow in dict.fromkeys(flows):
+            if flow.id != state.flow_id:
+                label = core.t("button.start_flow", lang, title=pick(flow.title, lang))
+                rows.append([Button(label, core.button_data("f", flow.id))])
+        rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
+        return rows
+
+    def _urgent(self, state, text: str, answer) -> list[Reply]:
+        """Help numbers first; then the offer to go on to what the school must do."""
+        core, lang = self.core, answer.lang
+        core.store.record_urgent()
+        self._remember(state.user_id, text, None)
+        rows = [[Button(core.catalog.get("chat.urgent_go_on", lang), "x|go")]]
+        rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
+        return [Reply(answer.answer, [], rows, kind="urgent", help=list(answer.help))]
+
+    def _chat(self, state, answer) -> list[Reply]:
+        core, lang, intent = self.core, answer.lang, answer.intent or "greeting"
+        if intent in ROLE_INTENTS:
+            role = ROLE_INTENTS[intent]
+            state.role = role
+            lead = core.catalog.get("chat.role_set", lang, role=core.t(f"role.{role}", lang))
+            return core.staff.ask_for_code(state, lead) or [core.menu(state, lead=lead)]
+        if intent in LANGUAGE_INTENTS:
+            state.language = LANGUAGE_INTENTS[intent]
+            return [core.menu(state, lead=core.catalog.get("chat.language_set", state.language))]
+        if intent == "navigation_menu":
+            return [core.menu(state)]
+        if intent in ("navigation_back", "navigation_next"):
+            current = core.walk.current(state)
+            if current is not None:
+                return [core.walk.step_reply(state, *current)]
+            return [core.menu(state)]
+        if intent == "help":
+            return [core.menu(state, lead=core.t("help", lang))]
+        if intent in EXPLAIN_AGAIN:
+            recent = self._recall(state.user_id)
+            short = core.answerer.short_answer(recent.section, lang) if recent else None
+            if short:
+                key = "chat.simpler" if intent == "simpler" else "chat.meaning"
+                return [Reply(f"{core.catalog.get(key, lang)} {short}", buttons=self._buttons(state, answer, lang))]
+            key = "chat.simpler_none" if intent == "simpler" else "chat.not_understood"
+            return [core.menu(state, lead=core.catalog.get(key, lang))]
+        key = f"chat.{intent}" if f"chat.{intent}" in core.catalog else "chat.greeting"
+        if intent in ("greeting", "not_understood", "who_are_you"):
+            return [core.menu(state, lead=core.catalog.get(key, lang))]
+        back = core.walk.resume_button(state) or core.menu_button(lang)
+        return [Reply(core.catalog.get(key, lang), buttons=[[back]])]
+
+    # -- buttons and commands ------------------------------------------------------------------------------
+    def on_button(self, state, args: list[str]) -> list[Reply] | None:
+        """x|go: after help numbers, go on to the normal answer to the same question (safety already shown)."""
+        if args == ["go"]:
+            recent = self._recall(state.user_id)
+            if recent is None:
+                return [self.core.menu(state)]
+            return self.answer(state, recent.question, check_safety=False)
+        return None
+
+    def danger_help(self, state) -> list[Reply]:
+        """/fare and the "Er noen i fare nå?" buttons: the help numbers for anyone in danger now."""
+        core, lang = self.core, state.language
+        help_reply = core.answerer.general_help(state.role, lang)
+        if help_reply is None:
+            return [core.menu(state, lead=core.t("limits", lang))]
+        core.store.record_urgent()
+        rows = [[core.walk.resume_button(state) or core.menu_button(lang)]]
+        return [Reply(help_reply.text, [], rows, kind="urgent", help=list(help_reply.help))]

@@ -47,5 +47,6 @@ class Reply:
     text: str
     citations: list[Citation] = field(default_factory=list)
     buttons: list[list[Button]] = field(default_factory=list)
-    kind: str = "info"  # info | answer | refusal | flow_step | menu | error
+    kind: str = "info"  # info | answer | vague | urgent | decline | refusal | flow_step | menu | error
     feedback_id: str | None = None  # set on answers: channels offer 👍/👎 for it
+    help: list[dict] = field(default_factory=list)  # urgent: the help numbers shown ({"number", "name"})

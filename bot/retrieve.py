@@ -40,6 +40,7 @@ class Hit:
     score: float  # fused RRF score
     dense: float  # cosine similarity between question and passage
     lexical: float  # BM25 score (0 when the lexical side did not find it)
+    question: float = 0.0  # similarity to the closest question its section answers (0: none)
 
 
 class Retriever:
@@ -54,18 +55,25 @@ class Retriever:
         rrf_k: int = 60,
         weight_lexical: float = 1.0,
         weight_dense: float = 1.0,
+        weight_questions: float = 1.5,
         candidates: int = 30,
     ):
         if rrf_k < 1 or candidates < 1:
             raise ValueError("rrf_k and candidates must be at least 1 (KAP12_RRF_K, KAP12_CANDIDATES)")
-        if weight_lexical < 0 or weight_dense < 0 or weight_lexical + weight_dense == 0:
-            raise ValueError("fusion weights must be ≥ 0 and not both 0 (KAP12_WEIGHT_LEXICAL, KAP12_WEIGHT_DENSE)")
+        if min(weight_lexical, weight_dense, weight_questions) < 0 or weight_lexical + weight_dense == 0:
+            raise ValueError("fusion weights must be ≥ 0 and lexical and dense not both 0 "
+                             "(KAP12_WEIGHT_LEXICAL, KAP12_WEIGHT_DENSE, KAP12_WEIGHT_QUESTIONS)")
         self.index = index
         self.embedder = embedder
         self.glossary = glossary
         self.rrf_k, self.candidates = rrf_k, candidates
-        self.weights = (weight_lexical, weight_dense)
+        self.weights = (weight_lexical, weight_dense, weight_questions)
         audiences = np.array([p.audience for p in index.passages])
+        section_audiences = np.array([r.audience for r in index.sections])
+        self._section_allowed = {
+            role: np.isin(section_audiences, allowed) if len(section_audiences) else np.zeros(0, bool)
+            for role, allowed in AUDIENCES_FOR_ROLE.items()
+        }
         self._allowed = {
             role: np.flatnonzero(np.isin(audiences, allowed)) for role, allowed in AUDIENCES_FOR_ROLE.items()
         }
@@ -84,6 +92,7 @@ class Retriever:
             rrf_k=settings.rrf_k,
             weight_lexical=settings.weight_lexical,
             weight_dense=settings.weight_dense,
+            weight_questions=settings.weight_questions,
             candidates=settings.candidates,
         )
 
@@ -106,9 +115,27 @@ class Retriever:
         return [int(i) for i in best if scores[i] > 0], scores
 
     def embed_query(self, query: str) -> np.ndarray:
-        """The question's vector, with glossary terms added so lay words find the legal ones."""
-        # One term per group: the embedder knows bokmål and nynorsk forms alike, and every added word costs time.
-        return self.embedder.embed_query(self.glossary.expand(query, terms_per_group=1))
+        """The question's vector. One embedding serves the safety check, the section questions and passages."""
+        return self.embedder.embed_query(query)
+
+    def section_similarities(self, query_vec: np.ndarray, role: str) -> np.ndarray:
+        """Per section: similarity of its closest question to the query (-1 for sections the role may not see)."""
+        best = np.full(len(self.index.sections), -1.0, dtype=np.float32)
+        vectors = self.index.question_vectors
+        if vectors is None or len(vectors) == 0:
+            return best
+        np.maximum.at(best, self.index.question_section, vectors @ query_vec)
+        return np.where(self._section_allowed[role], best, -1.0)
+
+    def _question_ranking(self, section_sims: np.ndarray, query_vec: np.ndarray) -> list[int]:
+        """Passages of the sections whose questions are closest, best section first, best passage first."""
+        ranking: list[int] = []
+        for number in np.argsort(-section_sims, kind="stable"):
+            if section_sims[number] < 0 or len(ranking) >= self.candidates:
+                break
+            members = self.index.sections[number].passages
+            ranking += sorted(members, key=lambda i: -float(self.index.vectors[i] @ query_vec))
+        return ranking[: self.candidates]
 
     def search(self, query: str, role: str = "parent", k: int = 10, query_vec: np.ndarray | None = None) -> list[Hit]:
         """The k best passages for the query that the role may see, best first.
@@ -125,9 +152,13 @@ class Retriever:
             query_vec = self.embed_query(query)
         lexical_ids, lexical_scores = self._lexical_ranking(expanded, role)
         dense_ids = self._dense_ranking(query_vec, role)
-        fused = reciprocal_rank_fusion([lexical_ids, dense_ids], self.weights, self.rrf_k)
+        section_sims = self.section_similarities(query_vec, role)
+        question_ids = self._question_ranking(section_sims, query_vec)
+        fused = reciprocal_rank_fusion([lexical_ids, dense_ids, question_ids], self.weights, self.rrf_k)
         ranked = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        sections = self.index.passage_section
         return [
-            Hit(self.index.passages[i], fused[i], float(self.index.vectors[i] @ query_vec), float(lexical_scores[i]))
+            Hit(self.index.passages[i], fused[i], float(self.index.vectors[i] @ query_vec), float(lexical_scores[i]),
+                float(section_sims[sections[i]]) if sections is not None and sections[i] >= 0 else 0.0)
             for i in ranked
         ]

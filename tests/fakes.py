@@ -127,7 +127,8 @@ class FakeAnswerer:
             updated=passage.updated, text=passage.text,
         )
 
-    def ask(self, question: str, role: str = "parent", lang: str = "nb") -> Answer:
+    def ask(self, question: str, role: str = "parent", lang: str = "nb", **options) -> Answer:
+        """Like the real one, minus safety and the scope gate: known words answer, anything else is refused."""
         if role not in ROLES:
             raise ValueError(f"unknown role '{role}'")
         self.asked.append((question, role, lang))
@@ -135,8 +136,16 @@ class FakeAnswerer:
         for word, (key, flow) in TOPICS.items():
             passage = self.resolve(key, role) if word in folded else None
             if passage is not None:
-                return Answer(question, True, f"{passage.text[:80]} [1]", [self.citation(1, passage)], flow, role)
-        return Answer(question, False, "Jeg fant ikke noe om dette i kildene.", [], None, role)
+                return Answer(question, True, f"{passage.text[:80]} [1]", [self.citation(1, passage)], flow, role,
+                              lang=lang, section=key)
+        return Answer(question, False, "Jeg fant ikke noe om dette i kildene.", [], None, role, kind="refusal",
+                      lang=lang)
+
+    def general_help(self, writer_role, lang: str):
+        return None  # the fake has no safety check
+
+    def short_answer(self, section_key, lang: str):
+        return None
 
     def citations_for_keys(self, keys: list[str], role: str) -> list[Citation]:
         self.key_calls.append((tuple(keys), role))

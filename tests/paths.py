@@ -4,4 +4,5 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 KNOWLEDGE = REPO / "knowledge"
-DEV_QUESTIONS = REPO.parent / "shared" / "eval" / "questions-dev.yaml"
+EVAL = REPO / "eval"
+DEV_QUESTIONS = EVAL / "questions-dev.yaml"

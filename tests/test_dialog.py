@@ -131,15 +131,23 @@ def test_meld_starts_the_walkthrough_for_the_role(dialog, role, flow_id):
     assert position(dialog) == (flow_id, FLOWS[flow_id].start)
 
 
-def test_meld_before_choosing_a_role_means_parent(dialog):
-    one(dialog.handle_command(USER, "/meld"))
-    assert position(dialog) == ("forelder-utrygg", "noter")
+def test_meld_before_choosing_a_role_asks_for_the_role_instead_of_guessing(dialog):
+    reply = one(dialog.handle_command(USER, "/meld"))
+    assert position(dialog) == (None, None)
+    assert {"r|parent", "r|pupil", "r|staff", "r|new_teacher"} <= set(all_data(reply))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_switching_language_first_still_asks_for_the_role(dialog, lang):
+    reply = one(dialog.handle_button(USER, f"l|{lang}"))
+    assert {"r|parent", "r|pupil", "r|staff", "r|new_teacher"} <= set(all_data(reply))
+    assert dialog.catalog.get("dialog.ask_role", lang) in reply.text
 
 
 def test_deep_link_opens_a_flow_the_role_may_see(dialog):
     greeting, step = dialog.handle_command(USER, "start", "statsforvalteren")
     assert "112" in greeting.text
-    assert step.kind == "flow_step" and position(dialog) == ("statsforvalteren", "vilkar")
+    assert step.kind == "flow_step" and position(dialog) == ("statsforvalteren", FLOWS["statsforvalteren"].start)
 
 
 @pytest.mark.parametrize("payload", ["rektor-sak", "no-such-flow", "../../etc/passwd", "x" * 300])

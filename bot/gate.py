@@ -1,0 +1,178 @@
+"""The scope gate: is a message a question about the school environment, something off-topic, or chat?
+
+Trained at index time from data, never fitted by hand: the sections' questions are in scope, the off-topic
+school questions (knowledge/scope/off-topic.yaml) are out of scope, the conversation phrases
+(knowledge/scope/conversation.yaml) are chat. A small multinomial logistic regression (numpy) reads the
+message's embedding plus a few similarity features (closest in-scope question, passage, off-topic question
+and chat phrase). Its in-scope threshold is calibrated on a held-out fifth of the data and recorded with the
+figures it gave, so `kap12 index` can report them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bot.errors import DocumentError
+
+CLASSES = ("in", "out", "chat")
+HOLDOUT_SHARE = 0.2
+MAX_FALSE_REFUSALS = 0.01  # on held-out in-scope questions, when choosing the threshold
+L2 = 1e-3
+EPOCHS = 400
+LEARNING_RATE = 0.5
+SEED = 12
+
+
+@dataclass
+class ScopeData:
+    """Off-topic questions (with their topic and where they belong) and chat phrases (with their intent)."""
+
+    texts: list[str]
+    kinds: list[str]  # "out" | "chat"
+    labels: list[str]  # off-topic topic id, or chat intent
+    where: list[str]  # for off-topic: school | kommune | ppt | …; "" for chat
+
+    @classmethod
+    def load(cls, knowledge_dir: Path) -> "ScopeData":
+        texts, kinds, labels, where = [], [], [], []
+        path = knowledge_dir / "scope" / "off-topic.yaml"
+        for topic in _read(path).get("topics") or []:
+            if not isinstance(topic, dict) or not topic.get("id") or not isinstance(topic.get("questions"), list):
+                raise DocumentError(path, "each topic needs an id and a list of questions")
+            for question in topic["questions"]:
+                texts.append(str(question))
+                kinds.append("out")
+                labels.append(str(topic["id"]))
+                where.append(str(topic.get("where") or "other"))
+        path = knowledge_dir / "scope" / "conversation.yaml"
+        intents = _read(path).get("intents") or {}
+        if not isinstance(intents, dict):
+            raise DocumentError(path, "'intents' must map an intent to a list of phrases")
+        for intent, phrases in intents.items():
+            if not isinstance(phrases, list):
+                raise DocumentError(path, f"intent '{intent}' must be a list of phrases")
+            for phrase in phrases:
+                texts.append(str(phrase))
+                kinds.append("chat")
+                labels.append(str(intent))
+                where.append("")
+        return cls(texts, kinds, labels, where)
+
+
+def _read(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise DocumentError(path, f"cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise DocumentError(path, "must be a YAML mapping")
+    return data
+
+
+def max_similarity(vectors: np.ndarray, against: np.ndarray, leave_one_out: bool = False) -> np.ndarray:
+    """Each vector's highest similarity in `against`; leave_one_out skips itself (same set, same order)."""
+    if len(vectors) == 0 or len(against) == 0:
+        return np.zeros(len(vectors), np.float32)
+    sims = vectors @ against.T
+    if leave_one_out:
+        np.fill_diagonal(sims, -1.0)
+    return sims.max(axis=1)
+
+
+def similarity_features(q: np.ndarray, p: np.ndarray, o: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Per message: closeness to in-scope questions, passages, off-topic questions, chat, and the gaps."""
+    return np.stack([q, p, o, c, q - o, q - c, np.maximum(q, p) - np.maximum(o, c)], axis=1).astype(np.float32)
+
+
+class Gate:
+    """A fitted gate: standardisation, weights and the calibrated in-scope threshold."""
+
+    def __init__(self, mean, std, weights, bias, threshold: float, report: dict):
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.weights, self.bias = np.asarray(weights, np.float32), np.asarray(bias, np.float32)
+        self.threshold = float(threshold)
+        self.report = report
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        x = (np.atleast_2d(features) - self.mean) / self.std
+        logits = x @ self.weights + self.bias
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def decide(self, features: np.ndarray) -> tuple[str, np.ndarray]:
+        """'in' when P(in) reaches the threshold; otherwise the likelier of 'out' and 'chat'."""
+        probs = self.probabilities(features)[0]
+        if probs[0] >= self.threshold:
+            return "in", probs
+        return ("out" if probs[1] >= probs[2] else "chat"), probs
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "weights": self.weights.tolist(),
+                "bias": self.bias.tolist(), "threshold": self.threshold, "report": self.report}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Gate":
+        return cls(data["mean"], data["std"], data["weights"], data["bias"], data["threshold"], data["report"])
+
+
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    xs = (x - mean) / std
+    n, d = xs.shape
+    k = len(CLASSES)
+    onehot = np.eye(k, dtype=np.float32)[y]
+    # Balanced classes: chat phrases are few and short, off-topic questions fewer than in-scope ones.
+    counts = np.bincount(y, minlength=k).astype(np.float32)
+    sample_weight = (n / (k * np.maximum(counts, 1)))[y][:, None]
+    w, b = np.zeros((d, k), np.float32), np.zeros(k, np.float32)
+    for _ in range(EPOCHS):
+        logits = xs @ w + b
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        grad = (p - onehot) * sample_weight / n
+        w -= LEARNING_RATE * (xs.T @ grad + L2 * w)
+        b -= LEARNING_RATE * grad.sum(axis=0)
+    return mean, std, w, b
+
+
+def train_gate(embeddings: np.ndarray, features: np.ndarray, labels: list[str]) -> Gate:
+    """Fit on 4/5, choose the threshold on the held-out 1/5, report it, then refit on everything."""
+    x = np.concatenate([embeddings, features], axis=1).astype(np.float32)
+    y = np.array([CLASSES.index(label) for label in labels])
+    rng = np.random.default_rng(SEED)
+    holdout = np.zeros(len(y), bool)
+    for cls in range(len(CLASSES)):
+        members = np.flatnonzero(y == cls)
+        rng.shuffle(members)
+        holdout[members[: int(round(len(members) * HOLDOUT_SHARE))]] = True
+    mean, std, w, b = _fit(x[~holdout], y[~holdout])
+    probe = Gate(mean, std, w, b, 0.5, {})
+    p_in = probe.probabilities(x[holdout])[:, 0]
+    held_y = y[holdout]
+    in_scores = np.sort(p_in[held_y == 0])
+    # The highest threshold that refuses at most MAX_FALSE_REFUSALS of the held-out in-scope questions.
+    allowed = int(np.floor(MAX_FALSE_REFUSALS * len(in_scores)))
+    threshold = float(in_scores[allowed]) if len(in_scores) else 0.5
+    threshold = min(max(threshold - 1e-6, 0.05), 0.95)
+    report = {
+        "train": int((~holdout).sum()),
+        "held_out": int(holdout.sum()),
+        "threshold": round(threshold, 4),
+        "held_out_false_refusals": _share(p_in[held_y == 0] < threshold),
+        "held_out_out_of_scope_refused": _share(p_in[held_y == 1] < threshold),
+        "held_out_chat_not_answered": _share(p_in[held_y == 2] < threshold),
+    }
+    mean, std, w, b = _fit(x, y)
+    return Gate(mean, std, w, b, threshold, report)
+
+
+def _share(flags: np.ndarray) -> float | None:
+    return round(float(flags.mean()), 3) if len(flags) else None

@@ -206,21 +206,8 @@ def _web(settings: Settings, args) -> int:
     return run_web(settings, args.host or settings.web_host, args.port or settings.web_port or 8000)
 
 
-def _web(settings: Settings, args) -> int:
-    if args.port is not None and not 1 <= args.port <= 65535:
-        raise Kap12Error(f"--port {args.port}: use a port between 1 and 65535.")
-    refresh_index(settings)
-    from bot.web import run_web
-
-    return run_web(settings, args.host or settings.web_host, args.port or settings.web_port or 8000)
-
-
 def _run(settings: Settings, args) -> int:
     refresh_index(settings)
-    if settings.web_port is not None:  # KAP12_WEB_PORT: the web chat, beside Telegram when a token is set
-        from bot.web import run_web
-
-        return run_web(settings, with_telegram=settings.telegram_token is not None)
     if settings.web_port is not None:  # KAP12_WEB_PORT: the web chat, beside Telegram when a token is set
         from bot.web import run_web
 
@@ -293,11 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="Telegram with a token, else the terminal chat; builds the index if missing")
     p.set_defaults(func=_run)
-
-    p = sub.add_parser("web", help="serve the web chat page and its JSON API (builds the index if missing)")
-    p.add_argument("--host", help="address to listen on (default KAP12_WEB_HOST, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port to listen on (default KAP12_WEB_PORT, else 8000)")
-    p.set_defaults(func=_web)
 
     p = sub.add_parser("web", help="serve the web chat page and its JSON API (builds the index if missing)")
     p.add_argument("--host", help="address to listen on (default KAP12_WEB_HOST, 127.0.0.1)")

@@ -1,4 +1,4 @@
-"""Staff proof: attempt limits that survive /slett and restarts, proofs that lapse, public group answers (D1, D3, D9)."""
+"""Staff proof: attempt limits that outlive /slett and restarts, proofs that lapse, public group answers."""
 
 from __future__ import annotations
 

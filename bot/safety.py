@@ -57,7 +57,7 @@ ROLE_TO_WRITER = {"pupil": "pupil", "parent": "parent", "staff": "staff", "new_t
 # With no cue in the text and no chosen role we assume a child: child wording and numbers (112, 113, 116 111)
 # also serve an adult, while an adult's wording and numbers (116 006) can fail a child.
 DEFAULT_WRITER = "pupil"
-STAFF_DUTY_GROUPS = ("care", "abuse", "danger")
+REPLY_GROUPS = ("care", "medical", "abuse", "adult", "danger")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LOCAL_TZ = ZoneInfo("Europe/Oslo")
 THRESHOLD_KEYS = ("top_k", "min_similarity", "min_margin", "weak_bonus", "mask_penalty", "damp_penalty")
@@ -341,18 +341,14 @@ def _load_numbers(path: Path, helplines: dict[str, Helpline]) -> dict:
     general = data.get("general")
     if not isinstance(general, dict):
         raise DocumentError(path, "'general' must give the numbers for anyone in danger, per writer")
-    duties = data.get("staff_duties")
-    if not isinstance(duties, dict) or set(duties) != set(CATEGORIES) or not set(duties.values()) <= set(
-        STAFF_DUTY_GROUPS
-    ):
-        raise DocumentError(
-            path, f"'staff_duties' must map every category to one of {', '.join(STAFF_DUTY_GROUPS)}"
-        )
+    groups = data.get("reply_groups")
+    if not isinstance(groups, dict) or set(groups) != set(CATEGORIES) or not set(groups.values()) <= set(REPLY_GROUPS):
+        raise DocumentError(path, f"'reply_groups' must map every category to one of {', '.join(REPLY_GROUPS)}")
     return {
         "max": max_numbers,
         "situations": chosen,
         "general": {w: table(general.get(w), f"general.{w}") for w in WRITERS},
-        "staff_duties": dict(duties),
+        "reply_groups": dict(groups),
     }
 
 
@@ -526,13 +522,14 @@ class SafetyCheck:
         writer = result.writer if result.writer in WRITERS else DEFAULT_WRITER
         category = result.category
         lines = self.help_lines(category, writer, now)
-        parts = [catalog.get(f"safety.lead.{category}.{writer}", lang)]
-        if writer == "staff":
-            parts.append(catalog.get(f"safety.staff.{self._numbers['staff_duties'][category]}", lang))
-        else:
-            parts.append(catalog.get(f"safety.support.{writer}", lang))
-        parts.append(self._number_block(lines, lang, catalog, now))
-        parts.append(catalog.get(f"safety.after.{writer}", lang))
+        group = self._numbers["reply_groups"][category]
+        # First what to do now, then comfort (or, for staff, their duties), then the numbers, then the way on.
+        parts = [
+            catalog.get(f"safety.lead.{category}.{writer}", lang),
+            catalog.get(f"safety.support.{writer}.{group}", lang),
+            self._number_block(lines, lang, catalog, now),
+            catalog.get(f"safety.after.{writer}", lang),
+        ]
         return SafetyReply("\n\n".join(p for p in parts if p), [line.as_help(lang) for line in lines])
 
     def general_help(
@@ -553,16 +550,14 @@ class SafetyCheck:
         rows = [catalog.get("safety.numbers_intro", lang)]
         for line in lines:
             if line.emergency:
-                note = ""
+                note = ""  # everyone knows 112/113 are free and always answered; keep the screen short
             elif not line.always_open:
                 closes = line.closes_at(local)
                 note = catalog.get("safety.note.open_until", lang, until=closes.strftime("%H:%M")) if closes else ""
             elif line.free:
                 note = catalog.get("safety.note.free_always", lang)
             else:
-                note = catalog.get("safety.note.always", lang)
-            if not line.free:
-                note = " ".join(n for n in (note, catalog.get("safety.note.not_free", lang)) if n)
+                note = catalog.get("safety.note.always_paid", lang)
             rows.append(catalog.get("safety.number_line", lang, number=line.number, name=line.name(lang), note=note))
         return "\n".join(row.rstrip() for row in rows)
 

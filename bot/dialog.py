@@ -243,6 +243,7 @@ class Dialog:
         self.staff.forget_user(user_id)
         self.feedback.forget_user(user_id)
         self.questions.forget_user(user_id)
+        self.walk.forget_user(user_id)  # quiz tallies (memory only)
         existed = self.store.forget(user_id)
         text = self.t("forgotten" if existed else "forgotten_nothing", lang)
         return [Reply(text, buttons=[[Button(self.t("button.start_again", lang), button_data("k", "start"))]])]

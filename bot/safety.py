@@ -413,15 +413,19 @@ class SafetyCheck:
         """
         knowledge_dir = Path(knowledge_dir)
         safety_dir = knowledge_dir / "safety"
+        # Validate every file before the (slow) embedding, so a typo fails at once.
         helplines = _load_helplines(knowledge_dir / "help" / "helplines.yaml")
+        numbers = _load_numbers(safety_dir / "numbers.yaml", helplines)
+        patterns = _load_patterns(safety_dir / "patterns.yaml")
+        thresholds = _load_thresholds(safety_dir / "thresholds.yaml")
         texts, labels = _load_exemplars(safety_dir / "exemplars.yaml")
         return cls(
-            patterns=_load_patterns(safety_dir / "patterns.yaml"),
+            patterns=patterns,
             exemplar_vectors=_exemplar_vectors(texts, embedder, cache_dir),
             exemplar_labels=labels,
-            thresholds=_load_thresholds(safety_dir / "thresholds.yaml"),
+            thresholds=thresholds,
             helplines=helplines,
-            numbers=_load_numbers(safety_dir / "numbers.yaml", helplines),
+            numbers=numbers,
             embedder=embedder,
         )
 

@@ -17,6 +17,7 @@ import pytest
 from botapi_emulator import ApiError, check_reply_markup, check_text
 from fakes import FakeAnswerer
 from telegram import Update
+from telegram.error import NetworkError
 from telegram.request import BaseRequest, RequestData
 
 from bot.config import load_settings
@@ -36,13 +37,23 @@ CATALOG = Catalog.load(KNOWLEDGE / "ui")
 
 
 class OfflineRequest(BaseRequest):
-    """Answers the Bot API methods a handler may use, validated like Telegram; refuses everything else."""
+    """Answers the Bot API methods a handler may use, validated like Telegram; refuses everything else.
 
-    ALLOWED = {"getMe", "sendMessage", "answerCallbackQuery", "editMessageReplyMarkup", "setMyCommands"}
+    `fail(method, *codes)` makes the next calls of `method` answer with those HTTP codes (0 = connection
+    reset), one per call; `updates` is what getUpdates returns (raw dicts, consumed by the offset).
+    """
+
+    ALLOWED = {"getMe", "sendMessage", "answerCallbackQuery", "editMessageReplyMarkup", "setMyCommands",
+               "getUpdates", "deleteWebhook", "setWebhook"}
 
     def __init__(self):
         self.calls: list[tuple[str, dict]] = []
         self._ids = count(5000)
+        self._failures: dict[str, list[int]] = {}
+        self.updates: list[dict] = []
+
+    def fail(self, method: str, *codes: int) -> None:
+        self._failures.setdefault(method, []).extend(codes)
 
     async def initialize(self) -> None:
         pass
@@ -60,6 +71,11 @@ class OfflineRequest(BaseRequest):
             raise AssertionError(f"unexpected network call: {name}")
         params = dict(request_data.parameters) if request_data else {}
         self.calls.append((name, params))
+        if self._failures.get(name):
+            code = self._failures[name].pop(0)
+            if code == 0:
+                raise NetworkError("connection reset (injected)")
+            return code, json.dumps({"ok": False, "error_code": code, "description": f"injected {code}"}).encode()
         try:
             result = self._answer(name, params)
         except ApiError as exc:
@@ -69,6 +85,12 @@ class OfflineRequest(BaseRequest):
     def _answer(self, name: str, params: dict):
         if name == "getMe":
             return BOT
+        if name == "getUpdates":
+            offset = int(params.get("offset") or 0)
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+            return list(self.updates)
+        if name in ("deleteWebhook", "setWebhook"):
+            return True
         if name in ("answerCallbackQuery", "setMyCommands"):
             return True
         if name == "sendMessage":
@@ -189,8 +211,9 @@ async def test_start_asks_for_a_role_with_buttons(bot):
 async def test_start_with_a_deep_link_opens_the_flow(bot):
     app, request, dialog = bot
     await app.process_update(message(app, "/start forelder-utrygg"))
-    assert any(data.startswith("s|forelder-utrygg|noter|") for data in request.buttons())
-    assert dialog.store.get_user(f"tg:{PARENT}").step_id == "noter"
+    first = dialog.flows["forelder-utrygg"].start
+    assert any(data.startswith(f"s|forelder-utrygg|{first}|") for data in request.buttons())
+    assert dialog.store.get_user(f"tg:{PARENT}").step_id == first
 
 
 async def test_role_button_and_walkthrough_step_answer_the_callback(bot):
@@ -199,9 +222,10 @@ async def test_role_button_and_walkthrough_step_answer_the_callback(bot):
     assert len(request.named("answerCallbackQuery")) == 1
     assert dialog.store.get_user(f"tg:{PARENT}").role == "parent"
     request.clear()
+    flow = dialog.flows["forelder-utrygg"]
     await app.process_update(press(app, "f|forelder-utrygg"))
-    await app.process_update(press(app, "s|forelder-utrygg|noter|0"))
-    assert dialog.store.get_user(f"tg:{PARENT}").step_id == "kontakt"
+    await app.process_update(press(app, f"s|forelder-utrygg|{flow.start}|0"))
+    assert dialog.store.get_user(f"tg:{PARENT}").step_id == flow.steps[flow.start].buttons[0].next
     assert len(request.named("answerCallbackQuery")) == 2
     assert request.sent()[-1].get("reply_markup")
 
@@ -304,6 +328,7 @@ async def test_unknown_command_gets_the_help_menu(bot):
 
 async def test_each_menu_command_reaches_the_core(bot):
     app, request, dialog = bot
+    await app.process_update(press(app, "r|parent"))
     for name in MENU_COMMANDS:
         if name == "slett":
             continue
@@ -342,6 +367,7 @@ async def test_group_answers_only_when_addressed_and_never_starts_a_walkthrough(
 
 async def test_group_text_never_moves_a_private_walkthrough_on(bot):
     app, request, dialog = bot
+    await app.process_update(press(app, "r|parent"))
     await app.process_update(message(app, "/meld"))  # private chat: the parent's walkthrough starts
     state = dialog.store.get_user(f"tg:{PARENT}")
     step = dialog.flows[state.flow_id].steps[state.step_id]
@@ -394,7 +420,7 @@ async def test_rate_limit_warns_once_then_drops(settings, tmp_path):
         for _ in range(5):
             await app.process_update(message(app, "/hjelp"))
         texts = request.texts()
-        assert texts.count(CATALOG.get("telegram.slow_down")) == 1
+        assert texts.count(CATALOG.get("telegram.rate_limited")) == 1
         assert len(texts) == 3
         await app.process_update(press(app, "k|meny"))  # a press over the limit is still answered
         assert len(request.named("answerCallbackQuery")) == 1
@@ -477,3 +503,368 @@ def test_report_lists_votes_per_document_and_the_refused_share():
     empty = format_report({"documents": [], "questions": {"answered": 0, "refused": 0}}, "nn", CATALOG)
     assert CATALOG.get("telegram.report.no_votes", "nn") in empty
     assert CATALOG.get("telegram.report.no_questions", "nn") in empty
+
+
+# -- reliability and security (issue 13) --------------------------------------------------------------------
+import asyncio  # noqa: E402
+import socket  # noqa: E402
+import sqlite3  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import httpx  # noqa: E402
+
+from bot import telegram_bot  # noqa: E402
+from bot.errors import Kap12Error  # noqa: E402
+from bot.telegram_bot import (  # noqa: E402
+    ChatOrderedProcessor,
+    install_log_filter,
+    serve,
+    webhook_server,
+)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    monkeypatch.setattr(telegram_bot, "SEND_BACKOFF", 0.01)
+    monkeypatch.setattr(telegram_bot, "STARTUP_FIRST_WAIT", 0.01)
+
+
+def error_text(lang: str = "nb") -> str:
+    return CATALOG.get("telegram.error", lang)
+
+
+async def test_d1_a_verified_staff_member_gets_public_answers_in_a_group(bot):
+    app, request, dialog = bot
+    await app.process_update(press(app, "r|staff", user_id=STAFF))  # on the allow-list: proven
+    await app.process_update(message(app, "aktivitetsplan", user_id=STAFF))
+    assert dialog.answerer.asked[-1][1] == "staff"  # privately: staff passages
+    request.clear()
+    await app.process_update(message(app, "@kap12_test_bot aktivitetsplan", user_id=STAFF, chat_id=GROUP))
+    assert dialog.answerer.asked[-1][1] == "parent"  # posted to the group: public only, whoever asks
+    [answer] = request.sent()
+    assert answer["chat_id"] == GROUP and "Kilder" in request.texts()[0]
+    await app.process_update(message(app, "aktivitetsplan", user_id=STAFF))
+    assert dialog.answerer.asked[-1][1] == "staff"  # and the proof still holds in private
+    assert dialog.store.get_user(f"tg:{STAFF}").staff_verified is True
+
+
+async def test_d1_group_commands_never_show_what_is_stored_about_someone(bot):
+    app, request, _ = bot
+    await app.process_update(message(app, "/personvern", user_id=STAFF, chat_id=GROUP))
+    [pointer] = request.texts()
+    assert "https://t.me/kap12_test_bot" in pointer and CATALOG.get("dialog.privacy_item.role", role="")[:5] \
+        not in pointer
+
+
+async def test_d15_the_notice_promises_nothing_and_slett_is_never_limited(settings, tmp_path):
+    settings = settings.model_copy(update={"rate_limit_per_minute": 2})
+    request = OfflineRequest()
+    dialog = make_dialog(settings, tmp_path)
+    app = build_application(settings, dialog, request=request)
+    async with app:
+        await app.process_update(press(app, "r|parent"))
+        for _ in range(4):
+            await app.process_update(message(app, "aktivitetsplan"))
+        notice = CATALOG.get("telegram.rate_limited")
+        assert request.texts().count(notice) == 1
+        assert "svarer jeg igjen" not in notice and "/slett" in notice
+        request.clear()
+        await app.process_update(message(app, "/slett"))  # over the limit, and still done
+        assert request.texts() == [CATALOG.get("dialog.forgotten")]
+        assert dialog.store.get_user(f"tg:{PARENT}") is None
+
+
+async def test_d5_a_send_that_fails_once_is_retried_and_never_becomes_an_error(bot, fast_retries):
+    app, request, dialog = bot
+    for code in (500, 0, 502):  # 500, connection reset, bad gateway
+        request.clear()
+        request.fail("sendMessage", code)
+        await app.process_update(message(app, "aktivitetsplan"))
+        assert len(request.named("sendMessage")) == 2  # the failed try and the retry
+        assert "Kilder" in request.texts()[-1]
+        assert error_text() not in request.texts()
+
+
+async def test_d5_a_send_that_keeps_failing_is_logged_not_reported_as_an_error(bot, fast_retries, caplog):
+    app, request, dialog = bot
+    request.fail("sendMessage", *[500] * 10)
+    with caplog.at_level(logging.WARNING, logger="bot.telegram_bot"):
+        await app.process_update(press(app, "r|staff", user_id=PARENT))
+    assert dialog.store.get_user(f"tg:{PARENT}").role == "staff"  # the work was done and stored
+    assert len(request.named("sendMessage")) == telegram_bot.SEND_ATTEMPTS  # no error message on top
+    assert "failed 3 times" in caplog.text and "Traceback" not in caplog.text
+
+
+async def test_d5_a_failed_callback_answer_still_carries_out_the_press(bot, fast_retries):
+    app, request, dialog = bot
+    request.fail("answerCallbackQuery", 500, 500, 500)
+    await app.process_update(press(app, "r|parent"))
+    assert dialog.store.get_user(f"tg:{PARENT}").role == "parent"
+    assert request.sent() and error_text() not in request.texts()
+
+
+async def test_d5_a_vote_whose_buttons_cannot_be_removed_is_stored_and_thanked(bot, fast_retries):
+    app, request, dialog = bot
+    await app.process_update(message(app, "aktivitetsplan"))
+    [answer] = request.sent()
+    vote = next(d for d in request.buttons() if d.startswith("fb|"))
+    request.clear()
+    request.fail("editMessageReplyMarkup", 500, 500, 500)
+    await app.process_update(press(app, vote, markup=answer["reply_markup"]))
+    assert dialog.store.report()["documents"][0]["up"] == 1
+    assert request.texts() == [CATALOG.get("dialog.vote_thanks")]
+
+
+def _raw_message(update_id: int, text: str, user_id: int = PARENT) -> dict:
+    return {"update_id": update_id, "message": {"message_id": update_id, "date": 0, "text": text,
+                                                "chat": _chat(user_id, None), "from": _user(user_id)}}
+
+
+async def test_d2_an_unreadable_update_is_skipped_by_id_and_type_and_the_rest_are_handled(bot, caplog):
+    app, request, _ = bot
+    secret_text = "Datteren min Ingrid blir mobbet"
+    broken = {"update_id": 10, "message": {"message_id": 1, "date": 0, "chat": _chat(PARENT, None),
+                                           "from": _user(PARENT), "poll": {"id": "p", "question": secret_text}}}
+    request.updates = [_raw_message(9, secret_text), broken, _raw_message(11, "hei")]
+    caplog.set_level(logging.DEBUG)
+    updates = await app.bot.get_updates(offset=9, timeout=0)
+    assert [u.update_id for u in updates] == [9, 11]
+    request.updates.append(_raw_message(12, "igjen"))
+    updates = await app.bot.get_updates(offset=12, timeout=0)
+    assert [u.update_id for u in updates] == [12]
+    # The broken update was last in its batch: the next poll confirms it, so it never comes back.
+    request.updates = [{**broken, "update_id": 20}]
+    assert await app.bot.get_updates(offset=13, timeout=0) == ()
+    await app.bot.get_updates(offset=13, timeout=0)
+    assert request.named("getUpdates")[-1]["offset"] == 21
+    assert "skipped update 10 (message)" in caplog.text
+    assert secret_text not in caplog.text and "kari" not in caplog.text
+
+
+def test_d2_library_log_records_never_carry_message_text(settings, caplog):
+    import telegram.ext  # noqa: F401  (creates the library's loggers)
+
+    secret = "Datteren min Ingrid (10) blir mobbet"
+    settings = settings.model_copy(update={"telegram_token": load_settings(telegram_token="123:SECRET-TOKEN")
+                                           .telegram_token})
+    logger = logging.getLogger("telegram.ext.Updater")
+    try:
+        installed = install_log_filter(settings)
+        for name in ("telegram", "telegram.ext.Updater", "telegram.ext.ExtBot", "httpx"):
+            assert installed in logging.getLogger(name).filters, name
+        with caplog.at_level(logging.DEBUG):
+            logger.critical("Error while parsing updates! Received data was %r", [{"message": {"text": secret}}])
+            logging.getLogger("telegram.ext.ExtBot").debug("Processing update %s for %s", {"text": secret}, 7)
+            logging.getLogger("httpx").error("url https://api/bot123:SECRET-TOKEN/getMe (%s)", 500)
+        assert secret not in caplog.text and "SECRET-TOKEN" not in caplog.text
+        assert "<withheld>" in caplog.text and "for 7" in caplog.text and "(500)" in caplog.text
+        caplog.clear()
+        install_log_filter(settings.model_copy(update={"log_message_text": True}))  # local debugging only
+        with caplog.at_level(logging.DEBUG):
+            logger.debug("Processing update %s", {"text": secret})
+        assert secret in caplog.text
+    finally:
+        install_log_filter(settings)
+
+
+async def test_d4_updates_from_different_chats_overlap_and_one_chat_stays_in_order():
+    processor = ChatOrderedProcessor()
+    done: list[str] = []
+
+    async def work(name: str, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        done.append(name)
+
+    def upd(update_id: int, chat_id: int) -> Update:
+        return Update.de_json(_raw_message(update_id, "x", user_id=chat_id), None)
+
+    started = time.monotonic()
+    await asyncio.gather(
+        processor.process_update(upd(1, 1), work("a1", 0.3)),
+        processor.process_update(upd(2, 1), work("a2", 0.01)),
+        processor.process_update(upd(3, 2), work("b1", 0.01)),
+    )
+    assert done.index("a1") < done.index("a2")  # one chat: in order, although a2 is quicker
+    assert done[0] == "b1"  # another chat does not wait for chat 1
+    assert time.monotonic() - started < 0.6
+    assert len(processor.chats) == 0  # no lock left behind
+
+
+class SlowDialog(Dialog):
+    def handle_text(self, user_id, text, **options):
+        if "tung" in text:
+            time.sleep(0.8)  # CPU-bound in the real core: must not hold up the event loop or other users
+        return super().handle_text(user_id, text, **options)
+
+
+async def test_d4_a_slow_question_does_not_hold_up_another_user(settings, tmp_path):
+    request = OfflineRequest()
+    app = build_application(settings, make_dialog(settings, tmp_path, cls=SlowDialog), request=request)
+    async with app:
+        finished: dict[int, float] = {}
+
+        async def ask(user_id: int, text: str) -> None:
+            await app.process_update(message(app, text, user_id=user_id))
+            finished[user_id] = time.monotonic()
+
+        started = time.monotonic()
+        await asyncio.gather(ask(PARENT, "tung aktivitetsplan"), ask(STAFF, "aktivitetsplan"))
+        assert finished[STAFF] - started < 0.5 < finished[PARENT] - started
+
+
+def _garbage_state(tmp_path) -> SqliteStore:
+    path = tmp_path / "bad" / "state.sqlite3"
+    path.parent.mkdir()
+    path.write_bytes(b"garbage, not SQLite " * 200)
+    return SqliteStore(path)
+
+
+async def test_d6_a_broken_state_file_still_answers_everything_including_slett(settings, tmp_path):
+    request = OfflineRequest()
+    dialog = Dialog(settings, FakeAnswerer(), load_flows(KNOWLEDGE / "flows"), CATALOG, _garbage_state(tmp_path),
+                    require_staff_proof=True)
+    app = build_application(settings, dialog, request=request)
+    async with app:
+        await app.process_update(message(app, "/start"))
+        await app.process_update(press(app, "r|parent"))
+        await app.process_update(message(app, "aktivitetsplan"))
+        await app.process_update(message(app, "/slett"))
+    texts = request.texts()
+    assert error_text() not in texts
+    assert any("Kilder" in t for t in texts)
+    assert texts[-1] == CATALOG.get("dialog.forgotten")
+    assert dialog.store.get_user(f"tg:{PARENT}") is None
+
+
+async def test_d6_a_locked_state_file_answers_within_a_bounded_time(settings, tmp_path, caplog):
+    path = tmp_path / "state.sqlite3"
+    store = SqliteStore(path, busy_timeout=0.3)
+    store.get_user("x")
+    dialog = Dialog(settings, FakeAnswerer(), load_flows(KNOWLEDGE / "flows"), CATALOG, store,
+                    require_staff_proof=True)
+    request = OfflineRequest()
+    app = build_application(settings, dialog, request=request)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        async with app:
+            started = time.monotonic()
+            await app.process_update(press(app, "r|parent"))
+            await app.process_update(message(app, "aktivitetsplan"))
+            assert time.monotonic() - started < 2.0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert error_text() not in request.texts() and any("Kilder" in t for t in request.texts())
+    assert "move it away" not in caplog.text.lower()
+    store._down_until = None  # (the pause after a failure is over)
+    assert store.get_user(f"tg:{PARENT}").role == "parent"  # written once the lock was gone
+    assert sqlite3.connect(path).execute("SELECT role FROM users").fetchall() == [("parent",)]
+
+
+async def _serve_briefly(app, seconds: float = 0.3):
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+async def test_d5_start_up_retries_and_the_command_menu_is_optional(settings, tmp_path, fast_retries, caplog):
+    request = OfflineRequest()
+    request.fail("getMe", 0, 502)  # reset, then bad gateway, then fine
+    request.fail("setMyCommands", *[500] * 20)
+    request.fail("deleteWebhook", 500)
+    app = build_application(settings, make_dialog(settings, tmp_path), request=request)
+    with caplog.at_level(logging.WARNING):
+        await _serve_briefly(app)
+    assert len(request.named("getMe")) == 3
+    assert request.named("getUpdates")  # it polled
+    assert "command menu could not be set" in caplog.text
+
+
+async def test_d5_a_rejected_token_stops_with_one_clear_error(settings, tmp_path, fast_retries):
+    request = OfflineRequest()
+    request.fail("getMe", 401)
+    app = build_application(settings, make_dialog(settings, tmp_path), request=request)
+    with pytest.raises(ConfigError, match="KAP12_TELEGRAM_TOKEN"):
+        await asyncio.wait_for(serve(app, asyncio.Event()), 5)
+    # … and also when the token is revoked while the bot runs.
+    request = OfflineRequest()
+    app = build_application(settings, make_dialog(settings, tmp_path), request=request)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, stop))
+    await asyncio.sleep(0.2)
+    request.fail("getUpdates", *[401] * 5)
+    with pytest.raises(ConfigError, match="401"):
+        await asyncio.wait_for(task, 10)
+
+
+async def test_d5_an_unreachable_api_gives_up_with_a_message(settings, tmp_path, fast_retries, monkeypatch):
+    monkeypatch.setattr(telegram_bot, "STARTUP_ATTEMPTS", 3)
+    request = OfflineRequest()
+    request.fail("getMe", 0, 0, 0)
+    app = build_application(settings, make_dialog(settings, tmp_path), request=request)
+    with pytest.raises(Kap12Error, match="getMe failed 3 times"):
+        await asyncio.wait_for(serve(app, asyncio.Event()), 5)
+
+
+async def test_d9_start_takes_back_proofs_that_no_longer_hold(settings, tmp_path):
+    dialog = make_dialog(settings, tmp_path)
+    dialog.staff.prove_by_allow_list("tg:555")  # once on the allow-list, no longer
+    dialog.staff.prove_by_allow_list(f"tg:{STAFF}")
+    app = build_application(settings, dialog, request=OfflineRequest())
+    await _serve_briefly(app)
+    assert dialog.store.get_user("tg:555").staff_verified is False
+    assert dialog.store.get_user(f"tg:{STAFF}").staff_verified is True
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_d13_webhook_bodies_that_are_not_updates_get_400_and_size_is_capped(bot, caplog):
+    app, request, dialog = bot
+    port = _free_port()
+    server = webhook_server(app, "/telegram", "good_secret")
+    server.listen(port, address="127.0.0.1")
+    url = f"http://127.0.0.1:{port}/telegram"
+    headers = {"X-Telegram-Bot-Api-Secret-Token": "good_secret", "Content-Type": "application/json"}
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for body in (b"null", b"[1, 2]", b'"x"', b'{"message": "x"}', b"[" * 100_000 + b"]" * 100_000,
+                         b'{"update_id": true}', b"\xff\xfe not json"):
+                response = await client.post(url, content=body, headers=headers)
+                assert response.status_code == 400, body[:20]
+                assert "Traceback" not in response.text
+            try:  # over the cap: tornado refuses it before reading it (a status or a closed connection)
+                response = await client.post(url, content=b'{"update_id": 1, "x": "' + b"a" * 2_000_000 + b'"}',
+                                             headers=headers)
+                assert response.status_code in (400, 413)
+            except httpx.TransportError:
+                pass
+            response = await client.post(url, content=json.dumps(_raw_message(77, "hei")), headers={
+                **headers, "X-Telegram-Bot-Api-Secret-Token": "wrong"})
+            assert response.status_code == 403
+            # A real update is queued; one this library cannot read is skipped with 200 (no redelivery loop).
+            response = await client.post(url, content=json.dumps(_raw_message(78, "aktivitetsplan")), headers=headers)
+            assert response.status_code == 200 and app.update_queue.qsize() == 1
+            broken = {"update_id": 79, "message": {"message_id": 1, "date": 0, "poll": {"id": "p"}}}
+            response = await client.post(url, content=json.dumps(broken), headers=headers)
+            assert response.status_code == 200 and app.update_queue.qsize() == 1
+            response = await client.get(f"http://127.0.0.1:{port}/healthz")
+            assert response.status_code == 503  # initialized, not started
+    finally:
+        server.stop()
+        await server.close_all_connections()
+    assert "Traceback" not in caplog.text
+
+
+def test_d4_the_core_runs_in_a_bounded_pool(settings, tmp_path):
+    app = build_application(settings, make_dialog(settings, tmp_path), request=OfflineRequest())
+    assert app.bot_data["pool"]._max_workers == telegram_bot.CORE_THREADS >= 2
+    assert isinstance(app.update_processor, ChatOrderedProcessor)
+    assert threading.current_thread() is threading.main_thread()

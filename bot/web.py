@@ -281,6 +281,14 @@ class LabelsHandler(_Base):
         self.finish({"languages": list(LANGUAGES), "labels": self.chat.page_labels()})
 
 
+class NoIconHandler(_Base):
+    """GET /favicon.ico: no icon (204), so browsers do not log a 404 on every visit."""
+
+    def get(self) -> None:
+        self.set_status(204)
+        self.finish()
+
+
 class NotFoundHandler(_Base):
     def prepare(self) -> None:
         raise tornado.web.HTTPError(404)
@@ -440,6 +448,7 @@ def make_app(chat: WebChat) -> tornado.web.Application:
             (r"/", PageHandler, args),
             (r"/static/(app\.js|style\.css)", StaticHandler, {"path": str(STATIC_DIR), **args}),
             (r"/healthz", HealthHandler, args),
+            (r"/favicon\.ico", NoIconHandler, args),
             (r"/api/ui", LabelsHandler, args),
             (r"/api/(" + "|".join(ApiHandler.ACTIONS) + ")", ApiHandler, args),
         ],

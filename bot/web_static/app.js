@@ -74,17 +74,49 @@
   }
 
   // -- rendering ------------------------------------------------------------------------------------
-  function appendText(parent, text) {
-    // Paragraphs are split by blank lines; single line breaks stay line breaks.
+  function helpFor(line, help) {
+    // A line of the reply that starts with one of its help numbers ("116 123 – Mental Helse …").
+    for (var i = 0; i < help.length; i++) {
+      var h = help[i];
+      if (h.tel && h.number && line.indexOf(h.number) === 0 && /^[\s\u2013\u2014:,-]/.test(line.slice(h.number.length) || " ")) {
+        return h;
+      }
+    }
+    return null;
+  }
+
+  function telLink(h, text) {
+    var link = el("a", "tel");
+    link.href = "tel:" + h.tel;
+    link.appendChild(el("span", "number", h.number));
+    if (text) { link.appendChild(el("span", "name", " " + text)); }
+    return link;
+  }
+
+  // Paragraphs are split by blank lines; single line breaks stay line breaks. Lines that name a help
+  // number become tel: links; returns the help numbers that were linked this way.
+  function appendText(parent, text, help) {
+    var linked = [];
     String(text || "").split(/\n{2,}/).forEach(function (block) {
       if (!block.trim()) { return; }
       var p = el("p");
-      block.split("\n").forEach(function (line, i) {
-        if (i > 0) { p.appendChild(document.createElement("br")); }
+      var lines = block.split("\n");
+      lines.forEach(function (line, i) {
+        var h = help && help.length ? helpFor(line, help) : null;
+        if (h) {
+          p.classList.add("help-lines");
+          p.appendChild(telLink(h, line.slice(h.number.length).replace(/^[\s\u2013\u2014:,-]+/, "")));
+          linked.push(h);
+          return;
+        }
+        if (i > 0 && !(help && help.length && helpFor(lines[i - 1], help))) {
+          p.appendChild(document.createElement("br"));
+        }
         p.appendChild(document.createTextNode(line));
       });
       parent.appendChild(p);
     });
+    return linked;
   }
 
   function isWebLink(url) {
@@ -126,17 +158,14 @@
   }
 
   function renderHelp(parent, help) {
+    // Help numbers the text did not already list.
     var box = el("div", "help");
     box.appendChild(el("p", "help-title", t("help_numbers")));
     var list = el("ul");
     help.forEach(function (h) {
       var item = el("li");
       if (h.tel) {
-        var link = el("a", "tel");
-        link.href = "tel:" + h.tel;
-        link.appendChild(el("span", "number", h.number));
-        if (h.name) { link.appendChild(el("span", "name", " " + h.name)); }
-        item.appendChild(link);
+        item.appendChild(telLink(h, h.name));
       } else {
         item.appendChild(el("span", null, (h.number + " " + h.name).trim()));
       }
@@ -201,8 +230,10 @@
   function addReply(reply) {
     var kind = /^[a-z_]+$/.test(reply.kind || "") ? reply.kind : "info";
     var item = addBubble(t("bot"), "bot kind-" + kind);
-    if (reply.help && reply.help.length) { renderHelp(item, reply.help); }
-    appendText(item, reply.text);
+    var help = Array.isArray(reply.help) ? reply.help : [];
+    var linked = appendText(item, reply.text, help);
+    var rest = help.filter(function (h) { return linked.indexOf(h) < 0; });
+    if (rest.length) { renderHelp(item, rest); }
     if (reply.citations && reply.citations.length) { renderCitations(item, reply.citations); }
     if (reply.buttons && reply.buttons.length) { renderButtons(item, reply.buttons); }
     if (reply.feedback_id) { renderVote(item, reply.feedback_id); }

@@ -316,6 +316,7 @@ class BotApiEmulator:
         self._server: tornado.httpserver.HTTPServer | None = None
         self._killer: asyncio.TimerHandle | None = None
         self.port = 0
+        self._failures: dict[str, list[int]] = {}  # method (lower case) → HTTP codes to answer next
 
     # --- server life ----------------------------------------------------------------------------
     async def start(self) -> BotApiEmulator:
@@ -410,6 +411,14 @@ class BotApiEmulator:
         voice = {"file_id": "AwACAgIAAx", "file_unique_id": "AgADv", "duration": 3}
         return self._push({"message": self._message(user, chat, voice=voice)})
 
+    def push_raw(self, update: dict) -> int:
+        """Any update as raw JSON (e.g. one a library version cannot read); returns its update id."""
+        return self._push(update)
+
+    def fail(self, method: str, *codes: int) -> None:
+        """The next calls of `method` answer with these HTTP codes, one per call (fault injection)."""
+        self._failures.setdefault(method.lower(), []).extend(codes)
+
     def edit_text(self, message: dict, new_text: str) -> int:
         edited = {**message, "text": new_text, "edit_date": int(time.time())}
         return self._push({"edited_message": edited})
@@ -453,6 +462,10 @@ class BotApiEmulator:
         return message
 
     async def call(self, method: str, params: dict) -> Any:
+        failures = self._failures.get(method.lower())
+        if failures:
+            code = failures.pop(0)
+            raise ApiError(code, "Unauthorized" if code == 401 else f"Internal Server Error (injected {code})")
         handler = getattr(self, f"_m_{method.lower()}", None)
         if handler is None:
             raise ApiError(404, "Not Found")

@@ -330,3 +330,38 @@ async def test_kap12_run_serves_telegram_until_sigterm(hash_settings, api, tmp_p
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_an_unreadable_update_is_skipped_and_everyone_else_is_answered(settings, api, catalog, caplog):
+    """D2 over HTTP: a poll without the fields python-telegram-bot 22.8 requires, then a normal question."""
+    kari, ola = api.user(PARENT_ID, "Kari"), api.user(STAFF_ID, "Ola")
+    secret = "Datteren min Ingrid (10) blir mobbet av to gutter i 5B"
+    bot = await RunningBot(settings, api).start()
+    try:
+        chat = api.private_chat(kari)
+        api.push_raw({"message": {"message_id": 1, "date": 0, "chat": chat, "from": kari,
+                                  "poll": {"id": "1", "question": secret, "options": []}}})
+        answer = await bot.say(ola, "Hva skal stå i aktivitetsplanen?")
+        assert answer and "Kilder" in "\n".join(m.text for m in answer)
+        assert secret not in caplog.text and "skipped update 1 (message)" in caplog.text
+    finally:
+        await bot.stop()
+
+
+async def test_a_failed_send_is_retried_and_a_failed_callback_answer_does_not_lose_the_press(settings, api, catalog):
+    """D5 over HTTP: sendMessage 500 once, answerCallbackQuery 500: the user still gets the result."""
+    kari = api.user(PARENT_ID, "Kari")
+    bot = await RunningBot(settings, api).start()
+    try:
+        api.fail("sendMessage", 500)
+        [greeting] = await bot.say(kari, "/start")
+        assert "r|parent" in greeting.callback_data()
+        api.fail("answerCallbackQuery", 500)
+        before = {m.message_id for m in api.sent_to(PARENT_ID)}
+        update_id, _ = api.press(kari, greeting, "r|parent")
+        await api.wait_for(lambda: update_id in bot.processed, timeout=10)
+        assert [m for m in api.sent_to(PARENT_ID) if m.message_id not in before]
+        assert bot.app.bot_data["dialog"].store.get_user(f"tg:{PARENT_ID}").role == "parent"
+    finally:
+        await bot.stop()
+    assert not [m for m in api.state.sent.values() if m.text == catalog.get("telegram.error")]

@@ -473,12 +473,24 @@ READERS = {
 }
 
 
+# A knowledge document is a guide, a plan or a routine: a few hundred kilobytes at most. A far larger file
+# (a whole report, a dump) would take hours to embed and hold up start-up, so it is refused with a message.
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
 def read_document(path: Path) -> Document:
     """Read one knowledge file; raises DocumentError naming the file and the problem."""
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise DocumentError(path, f"unsupported format; use one of {', '.join(FORMATS)}")
-    return reader(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise DocumentError(path, f"is {size / 1024 / 1024:.0f} MB; a knowledge file may be at most "
+                                      f"{MAX_FILE_BYTES // 1024 // 1024} MB (split it, or keep only the relevant part)")
+        return reader(path)
+    except OSError as exc:  # no permission, a file that vanished, an I/O error
+        raise DocumentError(path, f"cannot be read ({exc.strerror or exc.__class__.__name__})") from None
 
 
 def find_documents(knowledge_dir: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -66,6 +67,63 @@ def _load_cache(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
         return dict(zip(keys, vectors, strict=True))
     except (OSError, ValueError):
         return {}  # no cache or a damaged one: embed everything again
+
+
+# During a long build the embedding cache is saved this often, so an interrupted build resumes where it was.
+CHECKPOINT_SECONDS = 30.0
+CHECKPOINT_CHUNK = 256  # passages embedded between two looks at the clock
+
+
+def _embed_missing(index_dir: Path, embedder: Embedder, cache: dict, missing: list[str], texts: dict,
+                   batch_size: int, bar) -> None:
+    """Embed the passages not in the cache, saving the cache every CHECKPOINT_SECONDS and on an interrupt."""
+    last_save = time.monotonic()
+
+    def checkpoint() -> None:
+        keys = list(cache)
+        if keys:
+            _save_cache(index_dir, embedder, keys, np.stack([cache[k] for k in keys]))
+
+    try:
+        for start in range(0, len(missing), CHECKPOINT_CHUNK):
+            chunk = missing[start : start + CHECKPOINT_CHUNK]
+            new = embedder.embed_passages([texts[h] for h in chunk], batch_size, bar.update if bar else None)
+            cache.update(zip(chunk, new, strict=True))
+            if time.monotonic() - last_save >= CHECKPOINT_SECONDS and start + len(chunk) < len(missing):
+                checkpoint()
+                last_save = time.monotonic()
+    except KeyboardInterrupt:  # Ctrl-C (and SIGTERM, which `kap12` turns into one): keep what was done
+        checkpoint()
+        raise
+
+
+def _clean_stray_builds(index_dir: Path) -> None:
+    """Remove `.tmp-*` build folders and `.current-*` links that a killed build left behind.
+
+    A folder of a build still running (its process id is in the name) is left alone.
+    """
+    builds = index_dir / "builds"
+    leftovers = [p for p in builds.glob(".tmp-*")] if builds.is_dir() else []
+    leftovers += [p for p in index_dir.glob(".current-*") if p.is_symlink()]
+    for path in leftovers:
+        match = re.search(r"-(\d+)(?:-\d+)?$", path.name)
+        pid = int(match.group(1)) if match else None
+        if pid is not None and pid != os.getpid() and _process_alive(pid):
+            continue
+        if path.is_symlink():
+            path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process: leave its folder alone
+    return True
 
 
 def _save_cache(index_dir: Path, embedder: Embedder, hashes: list[str], vectors: np.ndarray) -> None:
@@ -147,8 +205,7 @@ def build_index(
     texts = {p.content_hash: p.embed_text() for p in passages}
     bar = progress(len(missing)) if progress and missing else None
     if missing:
-        new = embedder.embed_passages([texts[h] for h in missing], batch_size, bar.update if bar else None)
-        cache.update(zip(missing, new, strict=True))
+        _embed_missing(index_dir, embedder, cache, missing, texts, batch_size, bar)
     if bar:
         bar.close()
     vectors = (
@@ -175,6 +232,7 @@ def build_index(
 
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
+    _clean_stray_builds(index_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}-{time.perf_counter_ns() % 10**6}"
     tmp = builds / f".tmp-{stamp}"
     try:

@@ -91,7 +91,8 @@ def _print_answer(answer, as_json: bool, catalog, lang: str) -> None:
 def _ask(settings: Settings, args) -> int:
     answerer = _answerer(settings)
     if args.batch:
-        stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8")
+        # Bytes that are not UTF-8 become U+FFFD: one bad line never stops the batch.
+        stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8", errors="replace")
         with stream:
             for line in stream:
                 if line.strip():
@@ -101,7 +102,8 @@ def _ask(settings: Settings, args) -> int:
         return 0
     if args.question is None:
         raise Kap12Error("Give a question, or --batch FILE (one question per line, '-' for stdin).")
-    _print_answer(answerer.ask(args.question, args.role, args.lang), args.json, answerer.catalog, args.lang)
+    question = args.question.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # argv bytes
+    _print_answer(answerer.ask(question, args.role, args.lang), args.json, answerer.catalog, args.lang)
     return 0
 
 
@@ -182,13 +184,24 @@ def refresh_index(settings: Settings) -> None:
     except IndexMissingError:
         print("Building the index (first start, about a minute) …", file=sys.stderr)
         build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size,
-                    municipality=settings.municipality)
+                    progress=_progress_line, municipality=settings.municipality)
         return
     try:
         build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size,
-                    municipality=settings.municipality)
+                    progress=_progress_line, municipality=settings.municipality)
     except Kap12Error as exc:
         print(f"kap12: {exc}\nThe previous index keeps serving.", file=sys.stderr)
+    except Exception as exc:  # e.g. a broken YAML file: never worth taking a working bot down for
+        log.debug("index update failed", exc_info=True)
+        print(f"kap12: updating the index failed ({exc.__class__.__name__}: {str(exc)[:300]})\n"
+              "The previous index keeps serving.", file=sys.stderr)
+
+
+def _progress_line(total: int):
+    """A progress bar on stderr while `kap12 run` embeds changed passages (a long build shows how long)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="Embedding", unit="text", file=sys.stderr, mininterval=5)
 
 
 def _chat(settings: Settings, args) -> int:
@@ -293,8 +306,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerant_streams() -> None:
+    """Invalid UTF-8 on stdin becomes U+FFFD and unprintable output is replaced, whatever the locale."""
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="replace")
+        except (AttributeError, ValueError):  # not a text stream (tests, pipes replaced by objects)
+            pass
+
+
+def _sigterm_interrupts() -> None:
+    """SIGTERM stops like Ctrl-C, so a long index build saves its embedding cache before it ends."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (tests)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_streams()
     args = build_parser().parse_args(argv)
+    if args.command == "index":
+        _sigterm_interrupts()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -307,3 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `kap12 ask --batch - | head`: the reader left; stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

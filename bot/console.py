@@ -9,7 +9,6 @@ with 0 at the end of input.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from typing import TextIO
 
@@ -17,36 +16,35 @@ from bot.dialog import Dialog, build_dialog, clean_text
 from bot.errors import Kap12Error
 from bot.i18n import Catalog
 from bot.replies import Citation, Reply
+from bot.source_lines import full_line, source_lines
 
 USER_ID = "console"  # one local operator; no staff proof needed
 
 log = logging.getLogger(__name__)
 
 
-def format_citation(citation: Citation) -> str:
-    """`[n] Document › Section (§ refs) url`; the section path often starts with the title already."""
-    where = citation.section or ""
-    if not where.startswith(citation.document):
-        where = f"{citation.document} › {where}" if where else citation.document
-    line = f"[{citation.n}] {where}"
-    # Headings often name their § already; "§ 12-1" is not named by "§ 12-10".
-    refs = [ref for ref in citation.refs if not re.search(re.escape(ref) + r"(?![\d-])", where)]
-    if refs:
-        line += f" ({', '.join(refs)})"
-    if citation.url:
-        line += f" {citation.url}"
-    return line
+def format_citation(citation: Citation, *, with_url: bool = True) -> str:
+    """`[n] Document › Section (§ refs) url`: one line of a full source list."""
+    line = f"[{citation.n}] {full_line(citation)}"
+    url = citation.url if with_url and citation.url else None
+    return f"{line} {url}" if url else line
 
 
 class ConsoleChat:
-    """Keeps the numbered options of the last replies and turns typed lines into core calls."""
+    """Keeps the numbered options of the last replies and turns typed lines into core calls.
+
+    Options are numbered in the order the buttons come (a walkthrough step's own buttons first, then its
+    back/sources, ask and menu), and 👍/👎 of an answer come after them, so "1" means the same kind of
+    thing wherever it appears. A reply without buttons (thanks for a vote, a wrong number) shows the
+    options that are still valid again.
+    """
 
     def __init__(self, dialog: Dialog, stdout: TextIO, user_id: str = USER_ID):
         self.dialog = dialog
         self.stdout = stdout
         self.user_id = user_id
-        # number → ("button", data) or ("vote", feedback_id, up)
-        self.options: dict[int, tuple] = {}
+        # number → (label, ("button", data) or ("vote", feedback_id, up))
+        self.options: dict[int, tuple[str, tuple]] = {}
 
     def _t(self, key: str, **fmt) -> str:
         return self.dialog.catalog.get(f"dialog.{key}", self.dialog.language(self.user_id), **fmt)
@@ -55,32 +53,39 @@ class ConsoleChat:
         print(text, file=self.stdout)
 
     def show(self, replies: list[Reply]) -> None:
-        """Print replies; their buttons (and 👍/👎 for answers) become the options 1, 2, 3 …"""
-        options: dict[int, tuple] = {}
+        """Print replies; their buttons (then 👍/👎 for answers) become the options 1, 2, 3 …"""
+        options: dict[int, tuple[str, tuple]] = {}
         for reply in replies:
             self._print(reply.text)
             if reply.citations:
                 self._print()
                 self._print(self._t("console.sources"))
-                for citation in reply.citations:
-                    self._print(format_citation(citation))
-            rows = [button for row in reply.buttons for button in row]
+                compact = reply.kind == "flow_step"  # a step: one short line per source; "Kilder" has the rest
+                for line in source_lines(reply.citations, compact=compact):
+                    if compact:
+                        self._print(f"  · {line.text}")
+                    else:
+                        self._print(f"[{line.n}] {line.text}" + (f" {line.url}" if line.url else ""))
+            numbered = [(button.label, ("button", button.data)) for row in reply.buttons for button in row]
             if reply.feedback_id:
+                numbered += [(self._t("button.vote_up"), ("vote", reply.feedback_id, True)),
+                             (self._t("button.vote_down"), ("vote", reply.feedback_id, False))]
+            if numbered:
                 self._print()
-                self._print(self._t("console.vote_prompt"))
-                for up in (True, False):
+                if reply.feedback_id:
+                    self._print(self._t("console.vote_prompt"))
+                for label, action in numbered:
                     number = len(options) + 1
-                    options[number] = ("vote", reply.feedback_id, up)
-                    self._print(f"  {number}) {self._t('button.vote_up' if up else 'button.vote_down')}")
-            if rows:
-                self._print()
-                for button in rows:
-                    number = len(options) + 1
-                    options[number] = ("button", button.data)
-                    self._print(f"  {number}) {button.label}")
+                    options[number] = (label, action)
+                    self._print(f"  {number}) {label}")
             self._print()
-        if options:  # a reply without buttons (e.g. "thanks") keeps the earlier options usable
+        if options:
             self.options = options
+        elif self.options:  # nothing new to press: the earlier options still work, so show them again
+            for number, (label, _) in self.options.items():
+                self._print(f"  {number}) {label}")
+            self._print()
+        if self.options:
             self._print(self._t("console.choose"))
             self._print()
 
@@ -94,9 +99,10 @@ class ConsoleChat:
             option = self.options.get(int(text))
             if option is None:
                 return [Reply(self._t("console.no_option", number=text))]
-            if option[0] == "vote":
-                return self.dialog.vote(self.user_id, option[1], option[2])
-            return self.dialog.handle_button(self.user_id, option[1])
+            action = option[1]
+            if action[0] == "vote":
+                return self.dialog.vote(self.user_id, action[1], action[2])
+            return self.dialog.handle_button(self.user_id, action[1])
         return self.dialog.handle_text(self.user_id, text)
 
 

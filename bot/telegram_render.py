@@ -15,6 +15,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import InlineKeyboardButtonLimit, MessageLimit
 
 from bot.replies import Button, Citation, Reply
+from bot.source_lines import compact_line, full_line
 
 MAX_TEXT_LENGTH = MessageLimit.MAX_TEXT_LENGTH
 MAX_CALLBACK_DATA = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA
@@ -128,25 +129,22 @@ def without_feedback_row(markup: InlineKeyboardMarkup | None) -> InlineKeyboardM
     return InlineKeyboardMarkup(rows) if rows else None
 
 
-def render_citation(citation: Citation, labels: Labels) -> str:
-    """One numbered source line: "n. Document › Section (§ refs; updated date)", linked when it has a URL."""
-    section = citation.section or ""
-    if section and citation.document and not section.startswith(citation.document):
-        title = f"{citation.document} › {section}"
+def render_citation(citation: Citation, labels: Labels, *, compact: bool = False, link: bool = True) -> str:
+    """One source line, linked when it has a safe URL and `link` is set.
+
+    Full: "n. Document › Section (§ refs; updated date)". Compact (a walkthrough step): "• Short document ›
+    Section, § refs". Both come from `bot.source_lines`, so the terminal chat reads the same.
+    """
+    if compact:
+        title = compact_line(citation)
     else:
-        title = section or citation.document or citation.passage_id
+        title = full_line(citation, labels.updated)
     if len(title) > _MAX_TITLE_CHARS:
         title = title[: _MAX_TITLE_CHARS - 1] + "…"
     title_html = escape(title)
-    if citation.url and citation.url.startswith(("https://", "http://")):
+    if link and citation.url and citation.url.startswith(("https://", "http://")):
         title_html = f'<a href="{escape(citation.url)}">{title_html}</a>'
-    notes = []
-    if citation.refs:
-        notes.append(", ".join(citation.refs))
-    if citation.updated:
-        notes.append(labels.updated.format(date=citation.updated))
-    tail = f" ({escape('; '.join(notes))})" if notes else ""
-    return f"{citation.n}. {title_html}{tail}"
+    return f"• {title_html}" if compact else f"{citation.n}. {title_html}"
 
 
 def split_plain(text: str, limit: int = MAX_TEXT_LENGTH) -> list[str]:
@@ -220,8 +218,12 @@ def render_reply(
             blocks.append(("\n\n", escape(paragraph)))
         else:
             blocks.extend(("\n\n", escape(piece)) for piece in split_plain(paragraph, limit))
+    compact = reply.kind == "flow_step"  # a step shows one short line per source; "Kilder" has the full list
+    linked: set[str] = set()
     for i, citation in enumerate(reply.citations):
-        line = render_citation(citation, labels)
+        line = render_citation(citation, labels, compact=compact, link=citation.url not in linked)
+        if citation.url:
+            linked.add(citation.url)  # the same page is linked once per reply
         if i == 0:
             # The heading travels with the first source so it is never left alone at the end of a part.
             blocks.append(("\n\n", f"<b>{escape(labels.sources)}</b>\n{line}"))

@@ -56,15 +56,32 @@ def test_citations_are_numbered_links_with_section_and_refs():
     reply = Reply("Svar [1] og [2].", citations=[citation(1), citation(2, url=None, refs=("§ 12-2", "§ 12-3"))])
     [message] = render_reply(reply, LABELS)
     visible, entities = parse_html(message.html)
-    assert "Kilder\n1. Kapittel 12 forklart › § 12-4 Aktivitetsplikt (§ 12-4; oppdatert 2024-08-01)" in visible
+    # The heading names § 12-4 already, so it is not said again.
+    assert "Kilder\n1. Kapittel 12 forklart › § 12-4 Aktivitetsplikt (oppdatert 2024-08-01)" in visible
     assert "2. Kapittel 12 forklart › § 12-4 Aktivitetsplikt (§ 12-2, § 12-3; oppdatert 2024-08-01)" in visible
     links = [e for e in entities if e["type"] == "text_link"]
     assert [link["url"] for link in links] == ["https://example.no/kap12?a=1&b=2"]  # href escaped, then decoded
 
 
-def test_citation_joins_document_and_section_when_section_lacks_the_title():
-    line = render_citation(citation(section="Rutiner › Melde til rektor", document="Rutiner for ansatte"), LABELS)
-    assert "Rutiner for ansatte › Rutiner › Melde til rektor" in parse_html(line)[0]
+def test_citation_joins_document_and_its_own_heading_without_tags():
+    line = render_citation(citation(section="Rutiner › Melde til rektor (§ 12-4)", document="Rutiner for ansatte"),
+                           LABELS)
+    assert parse_html(line)[0] == "1. Rutiner for ansatte › Melde til rektor (§ 12-4; oppdatert 2024-08-01)"
+    advice = citation(section="Veiledning for foreldre: x › Skriv ned det som skjer (råd)", refs=(),
+                      document="Veiledning for foreldre: x", url=None, updated=None)
+    assert parse_html(render_citation(advice, LABELS))[0] == "1. Veiledning for foreldre: x › Skriv ned det som skjer"
+    compact = render_citation(citation(section="Kapittel 12 forklart › § 12-4 Plikt › Skriftlig plan (aktivitetsplan)",
+                                       refs=("§ 12-4", "§ 12-4")), LABELS, compact=True)
+    assert parse_html(compact)[0] == "• Kapittel 12 forklart › Skriftlig plan (aktivitetsplan), § 12-4"
+
+
+def test_a_link_several_sources_share_is_given_once_and_steps_show_compact_lines():
+    reply = Reply("Svar.", citations=[citation(1), citation(2, section="Kapittel 12 forklart › Annet")])
+    html = render_reply(reply, LABELS)[0].html
+    assert html.count('href="https://example.no/kap12?a=1&amp;b=2"') == 1
+    step = Reply("Steg.", citations=[citation(1)], kind="flow_step")
+    visible = parse_html(render_reply(step, LABELS)[0].html)[0]
+    assert "• Kapittel 12 forklart › § 12-4 Aktivitetsplikt" in visible and "oppdatert" not in visible
 
 
 def test_unsafe_link_schemes_are_not_linked():

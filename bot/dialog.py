@@ -188,6 +188,8 @@ class Dialog:
         name = command_name(command)
         if name == "slett":
             return self._forget(user_id)
+        if name in self.commands.tools:
+            self.walk.note_elsewhere(user_id)  # a tool's screen: typed "tilbake" is not the walkthrough's
         return self._run(user_id, lambda state: self.commands.run(state, name, clean_text(arg)))
 
     def vote(self, user_id: str, feedback_id: str, up: bool) -> list[Reply]:
@@ -287,6 +289,8 @@ class Dialog:
         elif kind == "l" and len(args) == 1 and args[0] in LANGUAGES:
             replies = self.commands.choose_language(state, args[0])
         elif kind == "k" and len(args) == 1 and args[0] in self.commands.button_commands():
+            if args[0] in self.commands.tools:
+                self.walk.note_elsewhere(state.user_id)
             replies = self.commands.run(state, args[0], "")
         elif kind == "a" and not args:
             buttons = [[self.walk.resume_button(state) or self.menu_button(state.language)]]
@@ -297,6 +301,7 @@ class Dialog:
         elif kind == "v" and len(args) == 2 and args[0] in ("+", "-"):
             replies = self.feedback.vote(state, args[1], args[0] == "+")
         elif kind in self.button_handlers:
+            self.walk.note_elsewhere(state.user_id)
             replies = self.button_handlers[kind](state, args)
         return replies if replies is not None else self._expired(state)
 

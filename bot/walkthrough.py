@@ -59,6 +59,9 @@ class Walkthroughs:
         # (user id, flow id) → {question step id: answered right the first time}; memory only.
         self._quiz: OrderedDict[tuple[str, str], dict[str, bool]] = OrderedDict()
         self._languages: dict[str, str] | None = None  # document id → language, read once from the answerer
+        # Users whose latest screen is a tool's (a draft, contacts, help numbers), not a step: typed words
+        # like "tilbake" then belong to that screen. Memory only; showing a step again clears it.
+        self._elsewhere: OrderedDict[str, None] = OrderedDict()
 
     # -- where the user is ----------------------------------------------------------------------------------
     def current(self, state) -> tuple[Flow, FlowStep] | None:
@@ -137,9 +140,17 @@ class Walkthroughs:
         state.flow_id = state.step_id = None
 
     def forget_user(self, user_id: str) -> None:
-        """Drop the user's quiz tallies (/slett)."""
+        """Drop the user's quiz tallies and screen note (/slett)."""
         for key in [key for key in self._quiz if key[0] == user_id]:
             del self._quiz[key]
+        self._elsewhere.pop(user_id, None)
+
+    def note_elsewhere(self, user_id: str) -> None:
+        """The core shows the user a tool's screen; until a step is shown again, typing does not move the flow."""
+        self._elsewhere[user_id] = None
+        self._elsewhere.move_to_end(user_id)
+        while len(self._elsewhere) > QUIZ_MEMORY:
+            self._elsewhere.popitem(last=False)
 
     def match_label(self, state, folded: str, fold) -> str | None:
         """Button data for what the user typed inside a walkthrough: a visible label, or back/menu/next."""
@@ -147,12 +158,14 @@ class Walkthroughs:
         if current is None:
             return None
         flow, step = current
+        if folded == fold(self.core.t("button.resume", state.language)):
+            return f"c|{flow.id}|{step.id}"
+        if state.user_id in self._elsewhere:
+            return None  # on a tool's screen: the text is for that screen (or a question)
         for row in self.step_rows(state, flow, step):
             for button in row:
                 if fold(button.label) == folded:
                     return button.data
-        if folded == fold(self.core.t("button.resume", state.language)):
-            return f"c|{flow.id}|{step.id}"
         catalog = self.core.catalog
         if folded in words(catalog, "flow.words.menu"):
             return "k|meny"
@@ -184,6 +197,7 @@ class Walkthroughs:
 
     def step_reply(self, state, flow: Flow, step: FlowStep, *, intro: bool = False, lead: str | None = None) -> Reply:
         lang = state.language
+        self._elsewhere.pop(state.user_id, None)
         parts = [lead] if lead else []
         if intro:
             parts.append(pick(flow.title, lang))

@@ -398,3 +398,19 @@ def test_the_full_source_list_shows_each_link_once(make):
     html = render_reply(sources, Labels.from_catalog(CATALOG, "nb"))[0].html
     for url in set(urls):
         assert html.count(f'href="{url}"') == 1
+
+
+def test_typed_words_on_a_tool_screen_do_not_move_the_walkthrough(make):
+    dialog = make()
+    flow = FLOWS["forelder-utrygg"]
+    walk_to(dialog, flow, "voksen", "nb")  # reached via "andre"
+    dialog.handle_button(USER, "k|brev")  # the message-draft tool opens its own screen
+    dialog.handle_text(USER, "tilbake")  # meant for the tool's screen (or a question), not the flow
+    assert dialog.store.get_user(USER).step_id == "voksen"
+    dialog.handle_command(USER, "kontakt")
+    dialog.handle_text(USER, flow.steps["voksen"].buttons[0].label["nb"])
+    assert dialog.store.get_user(USER).step_id == "voksen"
+    # Back on the step, typing works again.
+    one(dialog.handle_text(USER, t("dialog.button.resume")))
+    assert flow.steps["andre"].text["nb"].split("\n")[0] in one(dialog.handle_text(USER, "tilbake")).text
+    assert dialog.store.get_user(USER).step_id == "andre"

@@ -6,8 +6,13 @@ test's event loop on a free loopback port.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import signal
+import socket
+import sys
 from http.cookies import SimpleCookie
 
 import pytest
@@ -404,3 +409,80 @@ def test_missing_catalogue_keys_stop_start_up(settings):
     dialog.catalog = Catalog(strings)
     with pytest.raises(ValueError, match="web.send"):
         WebChat(settings, dialog)
+
+
+# -- kap12 run / kap12 web ----------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def _wait_healthy(base: str, process, timeout: float = 60) -> None:
+    http = tornado.httpclient.AsyncHTTPClient()
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if process.returncode is not None:
+            raise AssertionError(f"the server stopped: {(await process.stderr.read()).decode()[-2000:]}")
+        try:
+            response = await http.fetch(base + "/healthz", request_timeout=1, raise_error=False)
+            if response.code == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError("the web chat did not come up")
+
+
+async def _stop(process) -> str:
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=20)
+    return stderr.decode()
+
+
+@pytest.mark.parametrize("with_telegram", [False, True], ids=["web-alone", "beside-telegram"])
+async def test_kap12_run_serves_the_web_chat_when_a_port_is_set(hash_settings, tmp_path, with_telegram):
+    """KAP12_WEB_PORT makes `kap12 run` serve the page (alone, or beside Telegram on one core) until SIGTERM."""
+    from botapi_emulator import BotApiEmulator
+
+    port = _free_port()
+    secret = "Hva skal stå i aktivitetsplanen til Ola i 5B?"
+    env = {**os.environ, "KAP12_WEB_PORT": str(port), "KAP12_INDEX_DIR": str(hash_settings.index_dir),
+           "KAP12_DATA_DIR": str(tmp_path / "run-data")}
+    token = "123456:TEST-web-and-telegram"
+    async with BotApiEmulator(token=token, lifetime=60) as api:
+        if with_telegram:
+            env.update(KAP12_TELEGRAM_TOKEN=token, KAP12_TELEGRAM_API_URL=api.base_url)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "--verbose", "run", cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            await _wait_healthy(base, process)
+            client = Client(base)
+            response, data = await client.post("start", {})
+            assert response.code == 200 and any(b["data"] == "r|parent" for row in data["replies"][0]["buttons"]
+                                                for b in row)
+            response, _ = await client.post("message", {"text": secret})
+            assert response.code == 200
+            if with_telegram:
+                user = api.user(7001)
+                api.send_text(user, "/start")
+                await api.wait_for(lambda: bool(api.sent_to(7001)), timeout=30)
+                assert "r|parent" in api.sent_to(7001)[-1].callback_data()
+            log = await _stop(process)
+            assert process.returncode == 0, log[-2000:]
+            assert "Web chat on" in log and ("polling mode" in log) == with_telegram
+            assert "Ola" not in log and token not in log
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def test_kap12_web_rejects_a_bad_port(capsys):
+    from bot.cli import main
+
+    assert main(["web", "--port", "70000"]) == 1
+    assert "--port 70000" in capsys.readouterr().err

@@ -216,7 +216,8 @@ def _web(settings: Settings, args) -> int:
     refresh_index(settings)
     from bot.web import run_web
 
-    return run_web(settings, args.host or settings.web_host, args.port or settings.web_port or 8000)
+    return run_web(settings, args.host or settings.web_host, args.port or settings.web_port or 8000,
+                   trust_proxy=args.trust_proxy or None)
 
 
 def _run(settings: Settings, args) -> int:
@@ -297,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("web", help="serve the web chat page and its JSON API (builds the index if missing)")
     p.add_argument("--host", help="address to listen on (default KAP12_WEB_HOST, 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on (default KAP12_WEB_PORT, else 8000)")
+    p.add_argument("--trust-proxy", action="store_true",
+                   help="take client address and scheme from X-Forwarded-For/-Proto (only behind a reverse proxy)")
     p.set_defaults(func=_web)
 
     p = sub.add_parser("report", help="feedback votes per document and the share of refused questions")

@@ -327,3 +327,49 @@ def test_markup_typed_by_a_user_appears_as_text(chat, catalog):
     assert chat.page.locator("#log img, #log script").count() == 0
     assert not chat.dialogs
     chat.shot("web-markup-360.png")
+
+
+# Foreground colour and the first opaque background behind it, for each selector (evaluated in the page).
+_COLOURS_JS = """
+(selectors) => selectors.map((selector) => {
+  const el = document.querySelector(selector);
+  if (!el) { return [selector, null, null]; }
+  let node = el, background = null;
+  while (node && node.nodeType === 1 && !background) {
+    const colour = getComputedStyle(node).backgroundColor;
+    if (colour && colour !== 'transparent' && !/rgba\\(.*,\\s*0\\)$/.test(colour)) { background = colour; }
+    node = node.parentElement;
+  }
+  return [selector, getComputedStyle(el).color, background || 'rgb(255, 255, 255)'];
+})
+"""
+
+
+def _luminance(colour: str) -> float:
+    red, green, blue = (int(v) / 255 for v in re.findall(r"[\d.]+", colour)[:3])
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    return 0.2126 * linear(red) + 0.7152 * linear(green) + 0.0722 * linear(blue)
+
+
+def contrast(foreground: str, background: str) -> float:
+    light, dark = sorted((_luminance(foreground), _luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_text_contrast_meets_wcag_aa(chat, catalog, web):
+    chat.press(catalog.get("dialog.role.parent", "nb"))
+    chat.ask(QUESTION)
+    selectors = [".top h1", ".subtitle", '.top button[aria-pressed="true"]', '.top button[aria-pressed="false"]',
+                 "#delete", ".msg.bot p:not(.who)", ".msg.user p:not(.who)", ".sources-title", ".sources a",
+                 ".notes", ".buttons button:not([disabled])", ".vote button", "#send", "#input", ".emergency",
+                 ".emergency a"]
+    if any(r.kind == "urgent" for r in web.chat.dialog.handle_text("web:probe-contrast", CRISIS)):
+        chat.ask(CRISIS)
+        selectors += [".msg.kind-urgent p:not(.who)", ".msg a.tel"]
+    web.chat.dialog.handle_command("web:probe-contrast", "slett")
+    for selector, foreground, background in chat.page.evaluate(_COLOURS_JS, selectors):
+        assert foreground, f"{selector} is not on the page"
+        assert contrast(foreground, background) >= 4.5, (selector, foreground, background)

@@ -116,8 +116,10 @@ def check_step(reply: Reply, flow: Flow, step: FlowStep, lang: str, answerer: Fa
     for button, button_data in zip(step.buttons, data(reply), strict=False):
         expected = f"k|{button.command}" if button.command else None
         assert button_data == expected or button_data.startswith(f"s|{flow.id}|{step.id}|")
-    # One citation per slot, in the reader's language where the slot offers it.
+    # One citation per slot, in the reader's language where the slot offers it, carrying the step's § refs.
     assert len(reply.citations) == len(step.passages), (flow.id, step.id, lang)
+    shown = {ref for citation in reply.citations for ref in citation.refs}
+    assert set(step.refs) <= shown, (flow.id, step.id, lang, sorted(set(step.refs) - shown))
     for citation, slot in zip(reply.citations, step.passages, strict=True):
         alternatives = passage_alternatives(slot)
         docs = [key.split("#", 1)[0] for key in alternatives]

@@ -454,7 +454,6 @@ def make_app(chat: WebChat) -> tornado.web.Application:
         ],
         default_handler_class=NotFoundHandler,
         default_handler_args=args,
-        compress_response=True,
         security_headers=chat.headers,
     )
 

@@ -221,9 +221,9 @@ idle_cpu_per_second = 0.0
 
 
 def ensure_index(index_dir: Path, env: dict) -> None:
-    if (index_dir / "current").exists():
-        return
-    print(f"building the index ({env['KAP12_EMBEDDER']}) into {index_dir} (about a minute) …", flush=True)
+    """Build or update the index first, so the bot's own start-up update finds nothing left to embed."""
+    print(f"updating the index ({env['KAP12_EMBEDDER']}) in {index_dir} (about a minute the first time) …",
+          flush=True)
     subprocess.run([str(ROOT / ".venv" / "bin" / "kap12"), "index", "-q"], env=env, check=True, cwd=ROOT,
                    timeout=900)
 
@@ -242,7 +242,7 @@ async def main(args) -> None:
         bot = subprocess.Popen([str(ROOT / ".venv" / "bin" / "kap12", ), "run"], env=env, cwd=data_dir,
                                stdout=subprocess.DEVNULL, stderr=open(data_dir / "bot.log", "w"))
         try:
-            await api.wait_for(lambda: any(c.method == "getUpdates" for c in api.calls), timeout=180)
+            await api.wait_for(lambda: any(c.method == "getUpdates" for c in api.calls), timeout=600)
             started_rss, _ = proc_rss(bot.pid)
             before = proc_cpu(bot.pid)
             await asyncio.sleep(3)

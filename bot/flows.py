@@ -60,6 +60,9 @@ class FlowButton:
     command: str | None = None
     correct: bool = False
 
+    def __hash__(self) -> int:  # label is a dict; hash what identifies the button
+        return hash((self.label.get("nb"), self.next, self.flow, self.command, self.correct))
+
 
 @dataclass(frozen=True)
 class FlowStep:
@@ -74,6 +77,9 @@ class FlowStep:
     back: str | None = None  # where "back" goes; None only on the start step (and unreachable ones)
     back_declared: bool = False  # written in the YAML (drawn in the diagram) rather than derived
     score: bool = False  # show the quiz tally on this step
+
+    def __hash__(self) -> int:  # texts are dicts; a step is identified by its id (equality still compares all)
+        return hash(self.id)
 
     @property
     def is_end(self) -> bool:
@@ -97,6 +103,10 @@ class Flow:
     start: str
     steps: dict[str, FlowStep]
     path: Path
+
+    def __hash__(self) -> int:
+        # The texts are dicts (unhashable); a flow is identified by its id and file, so sets and dict keys work.
+        return hash((self.id, self.path))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -356,6 +356,13 @@ def test_new_teacher_course_has_physical_intervention_and_a_scored_quiz(flows):
     assert [step.id for step in flow.steps.values() if step.score] == ["slutt"]
 
 
+def test_flows_steps_and_buttons_can_be_set_members(flows):
+    assert len(set(flows.values())) == len(flows) == len(dict.fromkeys(flows.values()))
+    steps = {step for flow in flows.values() for step in flow.steps.values()}
+    assert len(steps) == sum(len(flow.steps) for flow in flows.values())
+    assert {button for step in steps for button in step.buttons}
+
+
 def test_loaded_texts_are_stripped_and_steps_keep_file_order(flows):
     flow = flows["forelder-utrygg"]
     assert list(flow.steps)[0] == flow.start == "hvor"

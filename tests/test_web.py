@@ -58,7 +58,8 @@ class Client:
         if self.cookies:
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         response = await self.http.fetch(self.base + path, method=method, body=body, headers=all_headers,
-                                         raise_error=False, follow_redirects=False)
+                                         raise_error=False, follow_redirects=False,
+                                         connect_timeout=60, request_timeout=60)  # generous: CI boxes are busy
         for header in response.headers.get_list("Set-Cookie"):
             cookie = SimpleCookie(header)
             for name, morsel in cookie.items():
@@ -418,7 +419,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def _wait_healthy(base: str, process, timeout: float = 60) -> None:
+async def _wait_healthy(base: str, process, timeout: float = 180) -> None:
     http = tornado.httpclient.AsyncHTTPClient()
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:

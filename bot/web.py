@@ -14,7 +14,8 @@ nothing a user or the knowledge base writes is ever markup. The API turns reques
     POST /api/language     {"lang"}           the page's language switch
     POST /api/delete       {}                 what /slett does, then a fresh session id
 
-Every POST answers {"replies": [...], "lang": ...}, or {"error", "message"} with a 4xx/5xx status.
+Every POST answers {"replies": [...], "lang": ...} (plus "forgotten": true after /slett), or
+{"error", "message"} with a 4xx/5xx status.
 
 Serving model: one process, one tornado event loop for all connections, and ONE worker thread for the
 core (`CORE_THREADS`). The core keeps per-user memory in the process (feedback ids, staff-code attempts,
@@ -53,6 +54,7 @@ from urllib.parse import urlparse
 import tornado.httpserver
 import tornado.web
 
+from bot.commands import command_name
 from bot.dialog import MAX_DATA_BYTES, MAX_QUESTION_CHARS, Dialog, build_dialog
 from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from bot.replies import Citation, Reply
@@ -370,9 +372,10 @@ class ApiHandler(_Base):
             return
         replies, lang = result
         answer = {"replies": [reply_json(r) for r in replies], "lang": lang}
-        if action == "delete":  # nothing links the next conversation to the deleted one
+        if self.forgets:  # nothing links the next conversation to the deleted one
             sid = secrets.token_urlsafe(32)
             self._set_session_cookie(sid)
+            answer["forgotten"] = True  # the page clears what it shows
         if self.body.get("framed") is True or self.request.headers.get(SESSION_HEADER):
             answer["session"] = sid  # only for a page in a cross-site iframe, where the cookie is not sent
         self.finish(answer)
@@ -380,6 +383,8 @@ class ApiHandler(_Base):
     def _core_call(self, action: str):
         """The work for one action as a function of the user id, run on the core's thread."""
         dialog, page_lang = self.chat.dialog, self.lang
+        # Deleting the conversation (the button, or /slett typed or sent as a command) also rotates the id.
+        self.forgets = action == "delete"
         if action == "start":
             def run(uid):
                 state = dialog.store.get_user(uid)
@@ -390,6 +395,7 @@ class ApiHandler(_Base):
             text = self._field("text", MAX_BODY_BYTES)
             if text.startswith("/") and len(text) > 1 and "\n" not in text[:MAX_NAME_CHARS + 1]:
                 name, _, arg = text[1:].partition(" ")
+                self.forgets = command_name(name) == "slett"
                 def run(uid):  # "/brev", "/slett" … typed like in Telegram
                     return dialog.handle_command(uid, name[:MAX_NAME_CHARS], arg.strip()[:MAX_ARG_CHARS])
             else:
@@ -401,6 +407,7 @@ class ApiHandler(_Base):
                 return dialog.handle_button(uid, data)
         elif action == "command":
             name, arg = self._field("name", MAX_NAME_CHARS), self._field("arg", MAX_ARG_CHARS)
+            self.forgets = command_name(name) == "slett"
             def run(uid):
                 return dialog.handle_command(uid, name, arg)
         elif action == "vote":
@@ -423,11 +430,11 @@ class ApiHandler(_Base):
         def with_language(uid):
             with dialog.locked():
                 # A new visitor gets the page's language (the browser's, or what they picked) from the start.
-                if action not in ("language", "delete") and page_lang != DEFAULT_LANGUAGE \
+                if action != "language" and not self.forgets and page_lang != DEFAULT_LANGUAGE \
                         and dialog.store.get_user(uid) is None:
                     dialog.handle_button(uid, f"l|{page_lang}")
                 replies = run(uid)
-                lang = page_lang if action == "delete" else dialog.language(uid)
+                lang = page_lang if self.forgets else dialog.language(uid)
                 return replies, lang
 
         return with_language

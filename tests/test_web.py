@@ -195,9 +195,24 @@ async def test_delete_forgets_the_user_and_rotates_the_session(server):
     assert data["replies"][0]["text"] == server.chat.catalog.get("dialog.forgotten", "nb")
     assert store.get_user(user_id_for(old_sid)) is None
     assert client.cookies[COOKIE] != old_sid
+    assert data["forgotten"] is True
     # the next request is a stranger: nothing links it to the deleted conversation
     response, data = await client.post("command", {"name": "personvern", "arg": ""})
     assert server.chat.catalog.get("dialog.privacy_nothing", "nb") in data["replies"][0]["text"]
+    assert "forgotten" not in data
+
+
+@pytest.mark.parametrize("action, payload", [("message", {"text": "/slett"}),
+                                             ("command", {"name": "slett", "arg": ""}),
+                                             ("message", {"text": "/delete"})])
+async def test_typed_slett_also_starts_a_fresh_session(server, action, payload):
+    client = server.client()
+    await start_as_parent(client)
+    old_sid = client.cookies[COOKIE]
+    response, data = await client.post(action, payload)
+    assert response.code == 200 and data["forgotten"] is True
+    assert server.chat.dialog.store.get_user(user_id_for(old_sid)) is None
+    assert client.cookies[COOKIE] != old_sid
 
 
 async def test_web_user_ids_are_namespaced_and_never_the_cookie(server):

@@ -278,7 +278,7 @@
         addError(result.data.message || t("error_network"));
         return;
       }
-      if (action === "delete") { $("log").textContent = ""; }
+      if (result.data.forgotten) { $("log").textContent = ""; }
       if (result.data.lang) { setLang(result.data.lang); }
       retireOldChoices();
       var first = null;

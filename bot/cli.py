@@ -41,9 +41,9 @@ def _index(settings: Settings, args) -> int:
     if summary.gate:
         gate = summary.gate
         print(
-            f"Scope gate: trained on {gate['train']}, calibrated on {gate['held_out']} held-out texts: threshold "
-            f"{gate['threshold']}, false refusals {gate['held_out_false_refusals']}, off-topic refused "
-            f"{gate['held_out_out_of_scope_refused']}, chat not answered {gate['held_out_chat_not_answered']}"
+            f"Scope gate: trained on {gate['train']} texts; threshold {gate['threshold']} chosen by cross-validation "
+            f"on {gate['real_voice']} real-voice questions: false refusals {gate['cv_false_refusals']}, "
+            f"off-topic refused {gate['cv_out_of_scope_refused']}"
         )
     return 0
 

@@ -215,7 +215,7 @@ def build_index(
     question_texts = [q for r in records for q in r.questions]
     question_section = [i for i, r in enumerate(records) for _ in r.questions]
     scope = ScopeData.load(knowledge_dir)
-    query_texts = list(dict.fromkeys(question_texts + scope.texts))
+    query_texts = list(dict.fromkeys(question_texts + scope.texts + scope.voices))
     new_queries = [t for t in query_texts if _query_key(t) not in cache]
     if new_queries:
         bar = progress(len(new_queries)) if progress else None
@@ -228,7 +228,8 @@ def build_index(
             bar.close()
     question_vectors = _stack([cache[_query_key(t)] for t in question_texts], embedder.dim)
     scope_vectors = _stack([cache[_query_key(t)] for t in scope.texts], embedder.dim)
-    gate = _train_gate(question_vectors, vectors, scope, scope_vectors)
+    voice_vectors = _stack([cache[_query_key(t)] for t in scope.voices], embedder.dim)
+    gate = _train_gate(question_vectors, vectors, scope, scope_vectors, voice_vectors)
 
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -282,8 +283,10 @@ def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
     return np.stack(rows).astype(np.float32) if rows else np.empty((0, dim), np.float32)
 
 
-def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, scope_vectors: np.ndarray):
-    """Train the scope gate on this build's questions (in), off-topic questions (out) and chat phrases."""
+def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, scope_vectors: np.ndarray,
+                voices: np.ndarray):
+    """Train the scope gate on this build's questions (in), off-topic questions (out), chat phrases and the
+    real-voice questions labelled in or out."""
     kinds = np.array(scope.kinds)
     off, chat = scope_vectors[kinds == "out"], scope_vectors[kinds == "chat"]
     if len(questions) < 10 or len(off) < 10 or len(chat) < 5:
@@ -295,10 +298,13 @@ def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, s
             max_similarity(vectors, off, own == "out"), max_similarity(vectors, chat, own == "chat"),
         )
 
-    embeddings = np.concatenate([questions, off, chat])
-    feats = np.concatenate([features(questions, "in"), features(off, "out"), features(chat, "chat")])
-    labels = ["in"] * len(questions) + ["out"] * len(off) + ["chat"] * len(chat)
-    gate = train_gate(embeddings, feats, labels)
+    embeddings = np.concatenate([questions, off, chat, voices])
+    feats = np.concatenate([features(questions, "in"), features(off, "out"), features(chat, "chat"),
+                            features(voices, "voice")])
+    labels = (["in"] * len(questions) + ["out"] * len(off) + ["chat"] * len(chat)
+              + ["in" if flag else "out" for flag in scope.voice_in_scope])
+    voice = np.arange(len(labels)) >= len(labels) - len(voices)
+    gate = train_gate(embeddings, feats, labels, voice)
     # Below this closeness to any section's question, an in-scope message is vague: it gets a short answer
     # and the walkthroughs that fit rather than quotes (a tenth of the questions, each measured without itself).
     gate.report["vague_below"] = round(float(np.percentile(max_similarity(questions, questions, True), 10)), 4)

@@ -15,6 +15,8 @@ from pathlib import Path
 import yaml
 
 from bot.errors import DocumentError, EmptyKnowledgeError
+from bot.refs import find_refs
+from bot.roles import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ class Section:
     sources: tuple[str, ...] | None = None  # the section's own source URLs; None = the document's; () = none
     short: dict[str, str] | None = None  # the section's short answer per language (```answer block)
     questions: tuple[str, ...] = ()  # questions people ask that this section answers (indexed, never shown)
+    refs: tuple[str, ...] = ()  # the rules a plain-language section rests on (```answer block `refs`)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Document:
     path: Path
     sections: list[Section] = field(default_factory=list)
     municipality: str | None = None  # local content: served only where KAP12_MUNICIPALITY names it
+    readers: tuple[str, ...] = ()  # roles a document is written for (e.g. pupil); () = everyone its audience allows
 
     @property
     def url(self) -> str | None:
@@ -171,8 +175,12 @@ def _validate_meta(path: Path, meta: dict, defaults: dict) -> dict:
     municipality = merged.get("municipality")
     if municipality is not None and (not isinstance(municipality, str) or not municipality.strip()):
         raise DocumentError(path, "'municipality' must be the municipality's name, e.g. 'Vefsn'")
+    readers = merged.get("readers") or []
+    if not isinstance(readers, list) or not all(r in ROLES for r in readers):
+        raise DocumentError(path, f"'readers' must be a list of roles: {', '.join(ROLES)}")
     return {
         "municipality": municipality.strip() if municipality else None,
+        "readers": tuple(readers),
         "title": str(merged["title"]).strip(),
         "kind": merged["kind"],
         "audience": merged["audience"],
@@ -300,11 +308,11 @@ def read_markdown(path: Path) -> Document:
     for sec in sections:
         if not sec.text:
             continue
-        short, questions = None, ()
+        short, questions, refs = None, (), ()
         if sec.headings in answers:
             _, block = answers.pop(sec.headings)
-            short, questions = block["short"], tuple(block["questions"])
-        out.append(Section(sec.headings, _strip_markdown(sec.text), sec.page, sec.sources, short, questions))
+            short, questions, refs = block["short"], tuple(block["questions"]), tuple(block["refs"])
+        out.append(Section(sec.headings, _strip_markdown(sec.text), sec.page, sec.sources, short, questions, refs))
     for line_no, _ in answers.values():
         raise DocumentError(path, f"line {line_no}: an ```answer block under a heading with no text of its own")
     return Document(id=path.stem, path=path, sections=out, **meta)
@@ -322,8 +330,8 @@ def parse_answer_block(path: Path, line_no: int, body: str) -> dict:
         data = yaml.safe_load(body)
     except yaml.YAMLError as exc:
         raise DocumentError(path, f"{where} is not valid YAML ({exc})") from None
-    if not isinstance(data, dict) or set(data) - {"short", "questions"}:
-        raise DocumentError(path, f"{where} must be a mapping with the keys 'short' and 'questions'")
+    if not isinstance(data, dict) or set(data) - {"short", "questions", "refs"}:
+        raise DocumentError(path, f"{where} must be a mapping with the keys 'short', 'questions' and (optional) 'refs'")
     short = data.get("short")
     if not isinstance(short, dict) or set(short) != set(LANGUAGES):
         raise DocumentError(path, f"{where}: 'short' needs exactly nb, nn and en")
@@ -338,8 +346,12 @@ def parse_answer_block(path: Path, line_no: int, body: str) -> dict:
         raise DocumentError(path, f"{where}: 'questions' must be a list of texts")
     if not MIN_QUESTIONS <= len(questions) <= MAX_QUESTIONS:
         raise DocumentError(path, f"{where}: {len(questions)} questions; write {MIN_QUESTIONS}–{MAX_QUESTIONS}")
+    refs = data.get("refs") or []
+    if not isinstance(refs, list) or not all(isinstance(r, str) and find_refs(r) for r in refs):
+        raise DocumentError(path, f"{where}: 'refs' must be a list of legal references such as \"§ 12-4\"")
     return {"short": {k: " ".join(v.split()) for k, v in short.items()},
-            "questions": [" ".join(q.split()) for q in questions]}
+            "questions": [" ".join(q.split()) for q in questions],
+            "refs": [ref for r in refs for ref in find_refs(r)]}
 
 
 _SOURCE_LINE = re.compile(r"^(?:kilder?|sources?)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)

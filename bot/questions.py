@@ -111,11 +111,15 @@ class Questions:
             from bot.commands import PRIMARY_FLOW
 
             flows += core.walk.offered(state, PRIMARY_FLOW.get(state.role or "parent"))[:3]
+        resume = core.walk.resume_button(state)
+        if resume:  # mid-walkthrough, "1" keeps meaning "continue where you were"
+            rows.append([resume])
         for flow in dict.fromkeys(flows):
             if flow.id != state.flow_id:
                 label = core.t("button.start_flow", lang, title=pick(flow.title, lang))
                 rows.append([Button(label, core.button_data("f", flow.id))])
-        rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
+        if not resume:
+            rows.append([core.menu_button(lang)])
         return rows
 
     def _urgent(self, state, text: str, answer) -> list[Reply]:

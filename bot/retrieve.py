@@ -69,13 +69,18 @@ class Retriever:
         self.rrf_k, self.candidates = rrf_k, candidates
         self.weights = (weight_lexical, weight_dense, weight_questions)
         audiences = np.array([p.audience for p in index.passages])
-        section_audiences = np.array([r.audience for r in index.sections])
+
+        def for_role(audience: str, readers, role: str) -> bool:
+            # Audience keeps staff material from parents; readers keep the pupils' guide for pupils.
+            return audience in AUDIENCES_FOR_ROLE[role] and (not readers or role in readers)
+
         self._section_allowed = {
-            role: np.isin(section_audiences, allowed) if len(section_audiences) else np.zeros(0, bool)
-            for role, allowed in AUDIENCES_FOR_ROLE.items()
+            role: np.array([for_role(r.audience, r.readers, role) for r in index.sections], dtype=bool)
+            for role in AUDIENCES_FOR_ROLE
         }
         self._allowed = {
-            role: np.flatnonzero(np.isin(audiences, allowed)) for role, allowed in AUDIENCES_FOR_ROLE.items()
+            role: np.flatnonzero([for_role(p.audience, p.readers, role) for p in index.passages])
+            for role in AUDIENCES_FOR_ROLE
         }
         self._selectors = {
             role: None if len(ids) == len(audiences) else faiss.IDSelectorBatch(ids.astype(np.int64))

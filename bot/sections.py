@@ -19,6 +19,7 @@ class SectionRecord:
     short: dict[str, str] | None
     questions: list[str]
     passages: list[int] = field(default_factory=list)  # positions in the index's passage list
+    readers: list[str] = field(default_factory=list)  # roles the document is written for; [] = all
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -45,6 +46,7 @@ def section_records(docs: list[Document], passages: list[Passage]) -> list[Secti
                 language=doc.language,
                 short=dict(section.short) if section.short else None,
                 questions=list(section.questions),
+                readers=list(doc.readers),
             )
     for i, passage in enumerate(passages):
         record = records.get((passage.doc_id, passage.headings))

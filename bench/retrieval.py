@@ -3,7 +3,9 @@
     python bench/retrieval.py                 # shipped knowledge base + a synthetic corpus of 100k passages
     python bench/retrieval.py --synthetic 0   # shipped knowledge base only
 
-Figures on the shipped base: warm answer latency p50/p95 (Answerer.ask), cold start to first answer
+Figures on the shipped base: warm answer latency p50/p95 (Answerer.ask, safety check and scope gate
+included), the slowest single message among hostile ones (10,000 characters, 1,000 '&', an emoji flood),
+cold start to first answer
 (`kap12 ask` in a fresh process), full and incremental (one document changed) index build, peak RSS of
 the answering process. On the synthetic corpus the dense side uses random unit vectors (as allowed by the
 issue) while the question is embedded by the real model, so the figure includes a real query embedding,
@@ -111,6 +113,20 @@ def bench_shipped(workdir: Path, rounds: int) -> None:
     answerer = Answerer.from_settings(settings)
     p50, p95 = timed_queries(answerer.ask, rounds)
     print(f"  warm answer latency:     p50 {p50:6.1f} ms   p95 {p95:6.1f} ms  ({rounds * len(QUESTIONS)} questions)")
+    hostile = {
+        "10,000 characters": ("Hva er aktivitetsplikten? " + "mobbing på skolen " * 600)[:10_000],
+        "1,000 '&'": "&" * 1000,
+        "emoji flood": "😭🙏" * 2000,
+        "one word": "hei",
+    }
+    worst = []
+    for name, text in hostile.items():
+        answerer.ask(text)
+        started = time.perf_counter()
+        answerer.ask(text)
+        worst.append(((time.perf_counter() - started) * 1000, name))
+    ms, name = max(worst)
+    print(f"  slowest single message:  {ms:6.1f} ms  ({name}; " + ", ".join(f"{n} {m:.0f} ms" for m, n in worst) + ")")
 
 
 def synthetic_passages(n: int, seed: int = 7) -> list[Passage]:

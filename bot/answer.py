@@ -310,7 +310,7 @@ class Answerer:
         return self.index.scope["labels"][int(self._chat_ids[int(np.argmax(self._chat @ query_vec))])]
 
     def ask(self, question: str, role: str = "parent", lang: str = "nb", *, writer_role: str | None = None,
-            query_vec: np.ndarray | None = None, check_safety: bool = True) -> Answer:
+            query_vec: np.ndarray | None = None, check_safety: bool = True, in_scope: bool = False) -> Answer:
         """Help numbers for someone in danger; else a cited answer, a chat reply, or a polite decline.
 
         Args:
@@ -319,6 +319,8 @@ class Answerer:
             writer_role: the user's own role for the safety wording (a staff member may be answered with
                 public passages until proven, but still gets staff wording in a crisis).
             check_safety: False only when the user already got the help numbers for this very question.
+            in_scope: the caller knows the message is about the school environment (a follow-up such as
+                "og hvis det er læreren?" with nothing to follow up): answer it as a vague question.
         """
         if role not in AUDIENCES_FOR_ROLE:
             raise ValueError(f"unknown role '{role}'")
@@ -334,7 +336,7 @@ class Answerer:
                 return Answer(question, True, reply.text, [], None, role, kind="urgent", lang=lang,
                               urgent=True, help=list(reply.help), category=result.category)
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
-        decision, facts = self.classify(query, query_vec, hits, role)
+        decision, facts = ("vague", {}) if in_scope else self.classify(query, query_vec, hits, role)
         if decision == "chat":
             return Answer(question, False, "", [], None, role, kind="chat", lang=lang, intent=facts.get("intent"),
                           hits=hits)
@@ -344,26 +346,32 @@ class Answerer:
             return Answer(question, False, text, [], None, role, kind="decline", lang=lang, where=where, hits=hits)
         return self._compose(question, query, role, lang, hits, truncated, vague=decision == "vague")
 
-    def _lead_hit(self, hits: list[Hit], lang: str) -> Hit:
-        """The best hit, or a hit in the user's language that is about as relevant."""
-        best = hits[0]
-        for hit in hits[1:4]:
-            if hit.passage.language == lang != best.passage.language and hit.dense >= best.dense - LANGUAGE_MARGIN:
-                return hit
-        return best
+    @staticmethod
+    def _in_language_first(hits: list[Hit], lang: str) -> list[Hit]:
+        """The hits, with those in the user's language moved ahead of others that are hardly more relevant.
+
+        The guides exist in several languages; a bokmål reader should not be quoted the nynorsk twin.
+        """
+        best = hits[0].dense
+        near = [h for h in hits[:6] if h.dense >= best - LANGUAGE_MARGIN]
+        ordered = sorted(near, key=lambda h: h.passage.language != lang)  # stable: relevance order otherwise
+        return ordered + [h for h in hits if h not in ordered]
 
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
                  *, vague: bool) -> Answer:
-        lead = self._lead_hit(hits, lang)
+        hits_for_reader = self._in_language_first(hits, lang)
+        lead = hits_for_reader[0]
         record = self._section_of(lead)
         short = (record.short or {}).get(lang) if record else None
         expanded = self.retriever.glossary.expand(query)
         quoted: list[Hit] = [lead]
-        for hit in hits[:4]:
+        for hit in hits_for_reader[:4]:
             if len(quoted) == 2 or vague:
                 break
             same_section = self._section_of(hit) is record and record is not None
-            if hit is not lead and not same_section and hit.dense >= lead.dense - SECOND_QUOTE_MARGIN:
+            other_language = hit.passage.language != lang and lead.passage.language == lang
+            if hit is not lead and not same_section and not other_language \
+                    and hit.dense >= lead.dense - SECOND_QUOTE_MARGIN:
                 quoted.append(hit)
         citations, lines, said = [], [], []
         budget = 2  # at most two supporting sentences (a caveat that belongs to one stays with it)
@@ -381,7 +389,7 @@ class Answerer:
             budget -= min(take, budget)
             n = len(citations) + 1
             citations.append(citation_for(n, hit.passage, hit.score))
-            lines.append(" ".join(f"{s} [{n}]" for s in sentences))
+            lines.append(f"{' '.join(sentences)} [{n}]")
             if budget <= 0:
                 break
         notes = [self.catalog.get("answer.general_rules", lang)]

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     weight_lexical: float = Field(1.0, ge=0, le=100, description="Weight of the lexical ranking in fusion.")
     weight_dense: float = Field(1.0, ge=0, le=100, description="Weight of the dense (embedding) ranking in fusion.")
     weight_questions: float = Field(
-        1.5, ge=0, le=100, description="Weight of the section-question ranking (question-first retrieval) in fusion."
+        1.0, ge=0, le=100, description="Weight of the section-question ranking (question-first retrieval) in fusion."
     )
     candidates: int = Field(30, ge=1, le=1000, description="Candidates taken from each retriever before fusion.")
     max_citations: int = Field(3, ge=1, le=10, description="Most passages cited in one answer.")

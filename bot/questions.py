@@ -71,12 +71,16 @@ class Questions:
             answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                        writer_role=state.role, check_safety=check_safety)
             recent = self._recall(state.user_id)
-            if answer.kind in ("chat", "vague") and recent and (answer.intent in FOLLOW_UPS or answer.kind == "vague"):
+            follow_up = answer.kind == "chat" and answer.intent in FOLLOW_UPS
+            if (follow_up or answer.kind == "vague") and recent:
                 # A short follow-up is read together with the previous question.
                 combined = core.answerer.ask(f"{recent.question} {text}", role=core.retrieval_role(state),
                                              lang=lang, writer_role=state.role, check_safety=False)
                 if combined.kind in ("answer", "vague"):
                     answer = combined
+            elif follow_up:  # "Kva om skulen ikkje gjer noko?" with nothing before it: still about the topic
+                answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
+                                           writer_role=state.role, check_safety=False, in_scope=True)
         except Exception:
             log.exception("the answerer failed (question text not logged)")
             return [core.menu(state, lead=core.t("error", state.language), kind="error")]
@@ -126,7 +130,6 @@ class Questions:
         """Help numbers first; then the offer to go on to what the school must do."""
         core, lang = self.core, answer.lang
         core.store.record_urgent()
-        self._remember(state.user_id, text, None)
         rows = [[Button(core.catalog.get("chat.urgent_go_on", lang), "x|go")]]
         rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
         return [Reply(answer.answer, [], rows, kind="urgent", help=list(answer.help))]
@@ -168,10 +171,14 @@ class Questions:
     def on_button(self, state, args: list[str]) -> list[Reply] | None:
         """x|go: after help numbers, go on to the normal answer to the same question (safety already shown)."""
         if args == ["go"]:
-            recent = self._recall(state.user_id)
-            if recent is None:
-                return [self.core.menu(state)]
-            return self.answer(state, recent.question, check_safety=False)
+            from bot.commands import PRIMARY_FLOW
+
+            # What the school must do, step by step: the walkthrough for the user's role (the message itself
+            # is not kept, so it cannot be re-read).
+            offered = self.core.walk.offered(state, PRIMARY_FLOW.get(state.role or "parent"))
+            if state.role is None or not offered:
+                return self.core.commands.run(state, "meld", "")
+            return self.core.walk.start(state, offered[0])
         return None
 
     def danger_help(self, state) -> list[Reply]:

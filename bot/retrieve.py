@@ -55,7 +55,7 @@ class Retriever:
         rrf_k: int = 60,
         weight_lexical: float = 1.0,
         weight_dense: float = 1.0,
-        weight_questions: float = 1.5,
+        weight_questions: float = 1.0,
         candidates: int = 30,
     ):
         if rrf_k < 1 or candidates < 1:

@@ -29,16 +29,18 @@ def test_plan_question_cites_the_five_contents(answerer):
     assert "[1]" in answer.answer
 
 
-def test_every_cited_sentence_is_in_its_passage(answerer):
+def test_every_quote_is_in_its_passage_and_the_answer_leads_with_the_short_answer(answerer):
     answer = answerer.ask("Må jeg melde fra til rektor hvis eleven ber meg holde det hemmelig?", role="staff")
     texts = all_passage_texts(answerer)
-    assert answer.answered
+    assert answer.answered and answer.kind == "answer" and answer.short
+    assert answer.answer.startswith(answer.short)
+    quotes = [p for p in answer.answer.split("\n\n") if p.endswith("]")]
+    assert 1 <= len(quotes) <= 2
     for citation in answer.citations:
         assert citation.text in texts
-    for paragraph in answer.answer.split("\n\n")[:-1]:
-        n = int(paragraph.rsplit("[", 1)[1].rstrip("]"))
-        first_sentence = paragraph.split(f" [{n}]")[0]
-        assert first_sentence in answer.citations[n - 1].text
+    for quote in quotes:
+        body, _, n = quote.rpartition(" [")
+        assert body.split(" ")[0] in answer.citations[int(n.rstrip("]")) - 1].text
 
 
 def test_parent_answers_never_cite_staff_documents(answerer):
@@ -51,27 +53,59 @@ def test_parent_answers_never_cite_staff_documents(answerer):
 
 
 @pytest.mark.parametrize(
-    "question",
+    "question, where",
     [
-        "Når er det vinterferie i år?",
-        "Hvor mye koster skolemelk per måned?",
-        "Hvordan klager jeg på eksamenskarakteren i engelsk?",
+        ("Når er det vinterferie i år?", None),
+        ("Hvor mye koster skolemelk per måned?", None),
+        ("Hvordan klager jeg på eksamenskarakteren i engelsk?", None),
     ],
 )
-def test_out_of_scope_is_refused_with_whom_to_contact(answerer, question):
+def test_off_topic_questions_get_a_polite_decline_with_where_to_ask(answerer, question, where):
     answer = answerer.ask(question)
-    assert not answer.answered and answer.citations == []
-    assert "rektor" in answer.answer and "Statsforvalteren" in answer.answer
+    assert not answer.answered and answer.kind == "decline" and answer.citations == []
+    assert answer.answer.startswith(answerer.catalog.get("answer.decline", "nb"))
+    assert answer.where and answerer.catalog.get(f"answer.where.{answer.where}", "nb") in answer.answer
+    assert "Statsforvalteren" not in answer.answer  # never sent to Statsforvalteren about the holidays
 
 
-def test_staff_refusal_points_to_rektor_not_statsforvalteren(answerer):
+def test_staff_off_topic_is_declined_too(answerer):
     answer = answerer.ask("Hvor mange feriedager har lærere?", role="staff")
-    assert not answer.answered and "rektor" in answer.answer and "Statsforvalteren" not in answer.answer
+    assert not answer.answered and answer.kind == "decline"
 
 
-def test_refusal_in_chosen_language(answerer):
-    assert "I can't find" in answerer.ask("When is the winter holiday?", lang="en").answer
-    assert "Eg finn ikkje" in answerer.ask("Når er vinterferien?", lang="nn").answer
+def test_decline_in_chosen_language(answerer):
+    assert answerer.ask("When is the winter holiday?", lang="en").answer.startswith("I only answer")
+    assert answerer.ask("Når er vinterferien?", lang="nn").answer.startswith("Eg svarer berre")
+
+
+@pytest.mark.parametrize(
+    "text, intent",
+    [("hei", "greeting"), ("takk", "thanks"), ("meny", "navigation_menu"), ("husker du saken min?", "remember_case"),
+     ("kan du svare på engelsk?", "english_please"), ("jeg er lærer", "i_am_staff")],
+)
+def test_chat_and_navigation_are_recognised(answerer, text, intent):
+    answer = answerer.ask(text, check_safety=False)
+    assert answer.kind == "chat" and answer.intent == intent and not answer.answered
+
+
+def test_ordinary_chat_never_sets_off_the_safety_layer(answerer):
+    for text in ("takk", "ok", "hei", "hva betyr det?", "meny", "tusen takk!", "jeg forstår ikke"):
+        assert answerer.ask(text).kind != "urgent", text
+
+
+def test_a_crisis_gets_help_numbers_before_anything_else(answerer):
+    answer = answerer.ask("jeg er 13 år og vil ikke leve mer", role="pupil")
+    assert answer.kind == "urgent" and answer.urgent and answer.answered
+    numbers = [h["number"] for h in answer.help]
+    assert "113" in numbers or "116 111" in numbers
+    assert "116 006" not in numbers  # adults only, never for pupils
+    assert answer.to_json()["urgent"] is True and answer.to_json()["help"] == answer.help
+
+
+def test_the_answer_comes_in_the_language_asked_for(answerer):
+    answer = answerer.ask("Hva skal stå i en aktivitetsplan?", lang="en")
+    assert answer.answered and answer.lang == "en" and answer.short and answer.answer.startswith(answer.short)
+    assert "plan" in answer.short.lower()
 
 
 def test_action_question_suggests_the_walkthrough(answerer):
@@ -101,6 +135,7 @@ def test_very_long_question_is_searched_by_its_beginning(answerer):
     answer = answerer.ask("Hva er aktivitetsplikten? " + "bla " * 5000)
     assert len(answer.question) > 20_000
     assert "svært langt" in answer.answer or not answer.answered
+    assert len(clean_question("x " * 5000)[0]) <= 500  # bounded work: the search reads at most 500 characters
 
 
 def test_markup_and_control_characters(answerer):

@@ -97,7 +97,7 @@ def test_run_keeps_serving_the_old_index_when_knowledge_breaks(monkeypatch, caps
 @pytest.mark.integration
 def test_flows_check_passes_against_the_real_index(real_settings, capsys):
     assert main(["flows", "check"]) == 0
-    assert "6 flows" in capsys.readouterr().out
+    assert "7 flows" in capsys.readouterr().out
     assert main(["flows", "--mermaid", "statsforvalteren"]) == 0
     diagram = capsys.readouterr().out
     assert "flowchart" in diagram and "Melde saken til Statsforvalteren" in diagram

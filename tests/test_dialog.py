@@ -166,59 +166,7 @@ def test_sprak_offers_three_languages_and_the_alias_with_a_ring_works(dialog):
     assert dialog.language(USER) == "en"
 
 
-# -- walking every flow --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("lang", LANGUAGES)
-@pytest.mark.parametrize("flow_id", sorted(FLOWS))
-def test_every_flow_runs_to_its_end_in_every_language(make, answerer, flow_id, lang):
-    dialog = make()
-    role = ROLE_FOR_FLOW[flow_id]
-    choose(dialog, role, lang)
-    flow, reply = FLOWS[flow_id], start_flow(dialog, flow_id)
-    assert reply.text.startswith(flow.title[lang])
-    visited, chained = [], []
-    while True:
-        flow_id, step_id = position(dialog)
-        flow, step = FLOWS[flow_id], FLOWS[flow_id].steps[step_id]
-        visited.append((flow_id, step_id))
-        check_step_reply(reply, flow, step, lang, answerer, role)
-        if not step.buttons:
-            assert reply.text.endswith(t("flow_end", lang))
-            break
-        presses = path_to_end(flow) if step_id == flow.start else None
-        if presses is not None:
-            for index in presses:
-                reply = one(dialog.handle_button(USER, f"s|{flow.id}|{position(dialog)[1]}|{index}"))
-                step = flow.steps[position(dialog)[1]]
-                visited.append((flow.id, step.id))
-                check_step_reply(reply, flow, step, lang, answerer, role)
-            if not step.buttons:
-                assert reply.text.endswith(t("flow_end", lang))
-                break
-        # The end of this flow leads on to another flow: follow it (e.g. parent → Statsforvaltaren).
-        index = next(i for i, b in enumerate(step.buttons) if b.flow)
-        target = step.buttons[index].flow
-        assert target not in chained, "flows chain in a circle"
-        chained.append(target)
-        reply = one(dialog.handle_button(USER, f"s|{flow.id}|{step.id}|{index}"))
-        assert position(dialog) == (target, FLOWS[target].start)
-        assert reply.text.startswith(FLOWS[target].title[lang])
-    assert len(visited) >= 3
-
-
-def check_step_reply(reply: Reply, flow: Flow, step, lang: str, answerer: FakeAnswerer, role: str) -> None:
-    """Text, råd, citations and buttons of one step, as the core must show them."""
-    assert reply.kind == "flow_step"
-    assert step.text[lang] in reply.text
-    if step.advice:
-        assert f"{t('advice_label', lang)} {step.advice[lang]}" in reply.text
-    # The step's passage keys were looked up for the user's role, and what came back is shown as citations.
-    keys, used_role = answerer.key_calls[-1]
-    assert keys == step.passages and used_role == role
-    assert reply.citations == answerer.citations_for_keys(list(step.passages), role)
-    labels = [b.label for row in reply.buttons for b in row]
-    assert labels == [b.label[lang] for b in step.buttons] + [t("button.ask", lang), t("button.quit", lang)]
-    for data in all_data(reply):
-        assert len(data.encode("utf-8")) <= MAX_DATA_BYTES
+# Walking every flow, button by button in every language, is tests/test_walkthrough.py's job.
 
 
 # Steps whose § refs their passages do not carry yet (content to fix in knowledge/flows or the documents).
@@ -260,6 +208,7 @@ steps:
         next: to
   - id: to
     text: {nb: "Steg to", nn: "Steg to", en: "Step two"}
+    refs: ["§ 12-4"]
 """,
         encoding="utf-8",
     )
@@ -269,17 +218,18 @@ steps:
     assert [c.n for c in reply.citations] == [1, 2]  # the unknown document's key resolves to nothing
     assert "§ 12-4" in reply.citations[0].refs and "Skriftlig plan" in reply.citations[0].section
     assert "§ 12-6" in reply.citations[1].refs
-    assert all_data(reply) == ["s|mini|en|0", "a", "q"]
+    assert all_data(reply)[0] == "s|mini|en|0" and all_data(reply)[-2:] == ["a", "k|meny"]
     reply = one(dialog.handle_button(USER, "s|mini|en|0"))
-    assert reply.citations == [] and reply.text == f"Steg to\n\n{t('flow_end')}"
+    assert reply.citations == [] and reply.text.startswith("Steg to")
+    assert dialog.catalog.get("flow.end", "nb", title="Mini") in reply.text
 
 
 # -- questions inside and outside flows -------------------------------------------------------------------------
 def test_leave_a_flow_with_a_question_and_resume_at_the_same_step(dialog, answerer):
     choose(dialog, "parent")
     start_flow(dialog, "forelder-utrygg")
-    one(dialog.handle_button(USER, "s|forelder-utrygg|noter|0"))
-    assert position(dialog) == ("forelder-utrygg", "kontakt")
+    one(dialog.handle_button(USER, "s|forelder-utrygg|hvor|0"))
+    assert position(dialog) == ("forelder-utrygg", "snakk")
 
     prompt = one(dialog.handle_button(USER, "a"))
     assert prompt.text == t("ask_prompt")
@@ -288,35 +238,35 @@ def test_leave_a_flow_with_a_question_and_resume_at_the_same_step(dialog, answer
     assert answer.citations and "§ 12-4" in answer.citations[0].refs
     assert answerer.asked[-1] == ("Hva skal stå i en aktivitetsplan?", "parent", "nb")
     resume = data_for(answer, t("button.resume"))
-    assert resume == "c|forelder-utrygg|kontakt"
+    assert resume == "c|forelder-utrygg|snakk"
 
     refusal = one(dialog.handle_text(USER, "Når er det høstferie?"))
     assert refusal.kind == "refusal" and refusal.citations == [] and refusal.feedback_id is None
     assert data_for(refusal, t("button.resume")) == resume
-    assert position(dialog) == ("forelder-utrygg", "kontakt")  # questions never move the user
+    assert position(dialog) == ("forelder-utrygg", "snakk")  # questions never move the user
 
     step = one(dialog.handle_button(USER, resume))
-    assert step.kind == "flow_step" and FLOWS["forelder-utrygg"].steps["kontakt"].text["nb"] in step.text
+    assert step.kind == "flow_step" and FLOWS["forelder-utrygg"].steps["snakk"].text["nb"] in step.text
 
 
 def test_typing_a_visible_button_label_presses_it(dialog, answerer):
     choose(dialog, "parent")
     start_flow(dialog, "forelder-utrygg")
-    label = FLOWS["forelder-utrygg"].steps["noter"].buttons[0].label["nb"]
+    label = FLOWS["forelder-utrygg"].steps["hvor"].buttons[0].label["nb"]
     reply = one(dialog.handle_text(USER, f"  {label.upper()}  "))
-    assert reply.kind == "flow_step" and position(dialog) == ("forelder-utrygg", "kontakt")
-    one(dialog.handle_text(USER, t("button.quit").lower()))
-    assert position(dialog) == (None, None)
+    assert reply.kind == "flow_step" and position(dialog) == ("forelder-utrygg", "snakk")
+    menu = one(dialog.handle_text(USER, t("button.menu").lower()))
+    assert menu.kind == "menu" and data_for(menu, t("button.resume")) == "c|forelder-utrygg|snakk"
     assert answerer.asked == []  # none of it went to the answerer as a question
 
 
 def test_question_only_text_never_presses_a_button(dialog, answerer):
     choose(dialog, "parent")
     start_flow(dialog, "forelder-utrygg")
-    label = FLOWS["forelder-utrygg"].steps["noter"].buttons[0].label["nb"]
+    label = FLOWS["forelder-utrygg"].steps["hvor"].buttons[0].label["nb"]
     reply = one(dialog.handle_text(USER, label, question_only=True))
     assert reply.kind in ("answer", "refusal") and answerer.asked[-1][0] == label
-    assert position(dialog) == ("forelder-utrygg", "noter")
+    assert position(dialog) == ("forelder-utrygg", "hvor")
 
 
 def test_an_answer_that_suggests_a_flow_offers_to_start_it(dialog):
@@ -376,15 +326,15 @@ def test_answerer_failure_is_a_calm_reply(make):
 def test_switching_language_mid_flow_shows_the_same_step_in_the_new_language(dialog):
     choose(dialog, "parent")
     start_flow(dialog, "forelder-utrygg")
-    dialog.handle_button(USER, "s|forelder-utrygg|noter|0")
+    dialog.handle_button(USER, "s|forelder-utrygg|hvor|0")
     notice, step = dialog.handle_button(USER, "l|nn")
     assert notice.text == t("language_set", "nn", language="Nynorsk")
     steps = FLOWS["forelder-utrygg"].steps
-    assert steps["kontakt"].text["nn"] in step.text
-    assert data_for(step, steps["kontakt"].buttons[0].label["nn"]) == "s|forelder-utrygg|kontakt|0"
+    assert steps["snakk"].text["nn"] in step.text
+    assert data_for(step, steps["snakk"].buttons[0].label["nn"]) == "s|forelder-utrygg|snakk|0"
     assert data_for(step, t("button.ask", "nn")) == "a"
-    nxt = one(dialog.handle_button(USER, "s|forelder-utrygg|kontakt|0"))
-    assert steps["skolen-plikt"].text["nn"] in nxt.text
+    nxt = one(dialog.handle_button(USER, "s|forelder-utrygg|snakk|0"))
+    assert steps["si-fra"].text["nn"] in nxt.text
     dialog.handle_button(USER, "l|en")
     assert one(dialog.handle_text(USER, "aktivitetsplan")).kind == "answer"
     assert dialog.store.get_user(USER).language == "en"
@@ -396,7 +346,7 @@ def test_switching_to_a_role_the_flow_is_not_for_leaves_the_flow(dialog):
     reply = one(dialog.handle_button(USER, "r|staff"))
     assert position(dialog) == (None, None)
     assert "c|" not in " ".join(all_data(reply)) and "f|ansatt-melde" in all_data(reply)
-    assert one(dialog.handle_button(USER, "s|forelder-utrygg|noter|0")).text.startswith(t("expired"))
+    assert one(dialog.handle_button(USER, "s|forelder-utrygg|hvor|0")).text.startswith(t("expired"))
 
 
 def test_switching_to_a_role_the_flow_is_also_for_keeps_the_position(dialog, answerer):
@@ -569,11 +519,11 @@ def test_refused_questions_are_counted(dialog):
 @pytest.mark.parametrize(
     "data",
     [
-        "", "x", "s", "s|", "s|||", "s|nope|noter|0", "s|forelder-utrygg|nope|0", "s|forelder-utrygg|noter|9",
-        "s|forelder-utrygg|noter|-1", "s|forelder-utrygg|noter|²", "s|forelder-utrygg|noter|0|extra",
-        "s|forelder-utrygg|kontakt|0", "s|statsforvalteren|vilkar|0", "c|forelder-utrygg|plan", "f|nope",
+        "", "x", "s", "s|", "s|||", "s|nope|hvor|0", "s|forelder-utrygg|nope|0", "s|forelder-utrygg|hvor|9",
+        "s|forelder-utrygg|hvor|-1", "s|forelder-utrygg|hvor|²", "s|forelder-utrygg|hvor|0|extra",
+        "s|forelder-utrygg|snakk|0", "s|statsforvalteren|vilkar|0", "c|forelder-utrygg|plan", "f|nope",
         "r|admin", "l|de", "k|slett", "k|drop", "v|*|abc", "v|+|", "a|b", "q|x", "ø" * 40, "f|" + "x" * 70,
-        "\x00", "s|forelder-utrygg|noter|0\n",
+        "\x00", "s|forelder-utrygg|hvor|0\n",
     ],
 )
 def test_unknown_stale_or_forged_buttons_get_a_calm_reply_and_the_menu(dialog, db_path, data):
@@ -586,8 +536,8 @@ def test_unknown_stale_or_forged_buttons_get_a_calm_reply_and_the_menu(dialog, d
         assert reply.text == t("vote_expired")
     else:
         assert reply.kind == "menu" and reply.text.startswith(t("expired"))
-        assert data_for(reply, t("button.resume")) == "c|forelder-utrygg|noter"
-    assert position(dialog) == ("forelder-utrygg", "noter")
+        assert data_for(reply, t("button.resume")) == "c|forelder-utrygg|hvor"
+    assert position(dialog) == ("forelder-utrygg", "hvor")
     assert position(dialog, OTHER) == ("statsforvalteren", "vilkar")
 
 
@@ -597,7 +547,7 @@ def test_a_button_from_an_earlier_step_is_stale(dialog):
     dialog.handle_button(USER, all_data(first)[0])
     again = one(dialog.handle_button(USER, all_data(first)[0]))  # pressed twice
     assert again.text.startswith(t("expired"))
-    assert position(dialog) == ("forelder-utrygg", "kontakt")
+    assert position(dialog) == ("forelder-utrygg", "snakk")
 
 
 def test_non_string_button_data_is_calm(dialog):
@@ -622,7 +572,7 @@ def test_a_corrupt_state_row_is_answered_calmly_and_other_rows_survive(make, db_
         db.execute("UPDATE users SET role = ?, language = ?, flow_id = ?, step_id = NULL WHERE user_id = ?",
                    (b"\xde\xad\xbe\xef", "??", "x" * 500, USER))
     for call in (lambda: dialog.handle_text(USER, "aktivitetsplan"),
-                 lambda: dialog.handle_button(USER, "s|forelder-utrygg|noter|0"),
+                 lambda: dialog.handle_button(USER, "s|forelder-utrygg|hvor|0"),
                  lambda: dialog.handle_command(USER, "start")):
         replies = call()
         assert replies and all(isinstance(r, Reply) for r in replies)

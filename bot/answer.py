@@ -193,6 +193,7 @@ class Scope:
         return float((self.vectors @ query_vec).max()) if len(self.vectors) else 0.0
 
 
+SAME_ROLE = "same as role"  # ask(writer_role=…) default
 # A supporting quote must come from a passage about as close to the question as the best one.
 SECOND_QUOTE_MARGIN = 0.03
 # A passage in the user's language is preferred over a closer one in another language within this margin.
@@ -309,15 +310,16 @@ class Answerer:
             return "greeting"
         return self.index.scope["labels"][int(self._chat_ids[int(np.argmax(self._chat @ query_vec))])]
 
-    def ask(self, question: str, role: str = "parent", lang: str = "nb", *, writer_role: str | None = None,
+    def ask(self, question: str, role: str = "parent", lang: str = "nb", *, writer_role: str | None = SAME_ROLE,
             query_vec: np.ndarray | None = None, check_safety: bool = True, in_scope: bool = False) -> Answer:
         """Help numbers for someone in danger; else a cited answer, a chat reply, or a polite decline.
 
         Args:
             lang: the language to answer in (the chosen one; the caller may switch it for a question
                 written in another language).
-            writer_role: the user's own role for the safety wording (a staff member may be answered with
-                public passages until proven, but still gets staff wording in a crisis).
+            writer_role: the role the user chose, for the safety wording (None: not chosen yet, so the
+                message's own cues decide; a staff member answered with public passages until proven still
+                gets staff wording in a crisis). By default the same as `role`.
             check_safety: False only when the user already got the help numbers for this very question.
             in_scope: the caller knows the message is about the school environment (a follow-up such as
                 "og hvis det er læreren?" with nothing to follow up): answer it as a vague question.
@@ -329,8 +331,10 @@ class Answerer:
             return self._refusal(question, role, lang, "answer.empty")
         if query_vec is None:
             query_vec = self.retriever.embed_query(query)
-        if self.safety is not None and check_safety:
-            result = self.safety.check(query, writer_role or role, query_vec)
+        # Known everyday phrases ("takk", "meny", "ok") are not a cry for help; "hjelp" may be, so it is checked.
+        known_chat = self._chat_phrases.get(normalise_query(query)) not in (None, "help")
+        if self.safety is not None and check_safety and not known_chat:
+            result = self.safety.check(query, role if writer_role is SAME_ROLE else writer_role, query_vec)
             if result.urgent:
                 reply = self.safety.reply(result, lang, self.catalog)
                 return Answer(question, True, reply.text, [], None, role, kind="urgent", lang=lang,

@@ -22,8 +22,8 @@ RECENT_SECONDS = 10 * 60  # how long the last question is remembered for a follo
 RECENT_USERS = 4096  # memory bound: the oldest topics are dropped first
 ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}
 LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb"}
-FOLLOW_UPS = ("followup_what_if",)
-EXPLAIN_AGAIN = ("followup_meaning", "simpler", "not_understood")
+FOLLOW_UPS = ("followup_what_if", "followup_meaning")
+EXPLAIN_AGAIN = ("simpler", "not_understood")
 
 
 @dataclass
@@ -130,7 +130,7 @@ class Questions:
         """Help numbers first; then the offer to go on to what the school must do."""
         core, lang = self.core, answer.lang
         core.store.record_urgent()
-        rows = [[Button(core.catalog.get("chat.urgent_go_on", lang), "x|go")]]
+        rows = [[Button(core.catalog.get("safety.button.go_on", lang), "x|go")]]
         rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
         return [Reply(answer.answer, [], rows, kind="urgent", help=list(answer.help))]
 

@@ -33,6 +33,11 @@ BACK, SOURCES, NEXT = "b", "i", "n"  # the last field of s|<flow>|<step>|… bey
 QUIZ_MEMORY = 4096  # (user, flow) tallies kept; the oldest are dropped first
 
 
+def needs_danger_button(flow: Flow, step: FlowStep) -> bool:
+    """The first step of a walkthrough offers the help numbers, unless it has its own button for them."""
+    return step.id == flow.start and not any(button.command == "fare" for button in step.buttons)
+
+
 def pick(texts: dict, lang: str) -> str:
     """A flow text in `lang`, falling back to bokmål (flows validate all three, this is belt and braces)."""
     return texts.get(lang) or texts.get(DEFAULT_LANGUAGE) or next(iter(texts.values()), "")
@@ -181,6 +186,9 @@ class Walkthroughs:
         lang = state.language
         rows = [[Button(pick(button.label, lang), self._button_data(flow, step, i, button))]
                 for i, button in enumerate(step.buttons)]
+        if needs_danger_button(flow, step):
+            # Every walkthrough opens with a visible way to the help numbers (issue 8).
+            rows.append([Button(self.core.catalog.get("safety.button.in_danger", lang), "k|fare")])
         navigation = []
         if step.back:
             navigation.append(Button(self._t("flow.button.back", lang), f"s|{flow.id}|{step.id}|{BACK}"))

@@ -17,7 +17,7 @@ from bot.i18n import Catalog
 from bot.replies import Reply
 from bot.store import SqliteStore
 from bot.telegram_render import Labels, render_reply
-from bot.walkthrough import pick
+from bot.walkthrough import needs_danger_button, pick
 from botapi_emulator import check_reply_markup, parse_html
 
 CATALOG = Catalog.load(KNOWLEDGE / "ui")
@@ -111,7 +111,8 @@ def check_step(reply: Reply, flow: Flow, step: FlowStep, lang: str, answerer: Fa
     own = [pick(b.label, lang) for b in step.buttons]
     nav = ([t("flow.button.back", lang)] if step.back else []) + ([t("flow.button.sources", lang)]
                                                                   if step.passages else [])
-    assert labels(reply) == own + nav + [t("dialog.button.ask", lang), t("dialog.button.menu", lang)]
+    danger = [t("safety.button.in_danger", lang)] if needs_danger_button(flow, step) else []
+    assert labels(reply) == own + danger + nav + [t("dialog.button.ask", lang), t("dialog.button.menu", lang)]
     assert data(reply)[-1] == "k|meny" and data(reply)[-2] == "a"  # the menu always sits last
     for button, button_data in zip(step.buttons, data(reply), strict=False):
         expected = f"k|{button.command}" if button.command else None

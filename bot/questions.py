@@ -8,9 +8,15 @@ memory for a few minutes only (never on disk) so "og hvis det er læreren?" can 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bot.errors import DocumentError
 
 from bot.language import detect_language
 from bot.replies import Button, Reply
@@ -33,12 +39,41 @@ class _Topic:
     at: float
 
 
+class Distress:
+    """Words that show worry or pain in a longer message (knowledge/scope/distress.yaml)."""
+
+    def __init__(self, words: list[str], min_words: int):
+        self.min_words = min_words
+        self._pattern = re.compile(r"\b(?:" + "|".join(re.escape(w.casefold()) for w in words) + ")") if words else None
+
+    @classmethod
+    def load(cls, knowledge_dir: Path) -> "Distress":
+        path = knowledge_dir / "scope" / "distress.yaml"
+        if not path.exists():
+            return cls([], 0)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise DocumentError(path, f"cannot be read ({exc})") from None
+        words = data.get("words") or []
+        if not isinstance(words, list) or not isinstance(data.get("min_words", 15), int):
+            raise DocumentError(path, "needs 'words' (a list) and 'min_words' (a number)")
+        return cls([str(w) for w in words], int(data.get("min_words", 15)))
+
+    def heard(self, text: str) -> bool:
+        """A longer message that carries worry: it deserves one sentence of acknowledgement first."""
+        return bool(self._pattern) and len(text.split()) >= self.min_words and bool(
+            self._pattern.search(text.casefold()))
+
+
 class Questions:
     """Answers what users type; the answerer decides, this module shapes the reply."""
 
     def __init__(self, core):
         self.core = core
         self._recent: OrderedDict[str, _Topic] = OrderedDict()
+        knowledge = getattr(core.settings, "knowledge_dir", None)
+        self.distress = Distress.load(Path(knowledge)) if knowledge else Distress([], 0)
 
     # -- memory of the last question (never stored) ------------------------------------------------------
     def _remember(self, user_id: str, question: str, section: str | None) -> None:
@@ -92,6 +127,8 @@ class Questions:
         buttons = self._buttons(state, answer, lang)
         if offer_english:
             buttons.insert(0, [Button(core.catalog.get("answer.switch_button", "en"), "l|en")])
+        if answer.answered and self.distress.heard(text):  # the person first, then the advice
+            lead_notes.append(core.catalog.get("chat.acknowledge", lang))
         text_out = "\n\n".join(lead_notes + [answer.answer])
         if not answer.answered:
             return [Reply(text_out, [], buttons, kind=answer.kind if answer.kind == "decline" else "refusal")]

@@ -613,3 +613,15 @@ def test_kilder_lists_the_sources_and_marks_staff_documents(dialog, answerer):
     vefsn = docs["vefsn-orientering-psykososialt-skolemiljo"]
     assert f"{vefsn['title']} (kommunalt dokument, oppdatert –)" in reply.text  # no date claimed
     assert all(doc["title"] in reply.text for doc in docs.values())
+
+
+# -- acknowledging the person --------------------------------------------------------------------------------
+def test_a_worried_story_is_acknowledged_in_one_sentence_before_the_advice(dialog):
+    choose(dialog, "parent")
+    story = ("Datteren min gråter hver morgen før skolen og det har gått tre uker siden vi sa fra, "
+             "og ingenting har skjedd. Hva skal stå i en aktivitetsplan?")
+    reply = one(dialog.handle_text(USER, story))
+    assert reply.kind == "answer"
+    assert reply.text.startswith(dialog.catalog.get("chat.acknowledge", "nb") + "\n\n")
+    plain = one(dialog.handle_text(USER, "Hva skal stå i en aktivitetsplan?"))
+    assert not plain.text.startswith(dialog.catalog.get("chat.acknowledge", "nb"))

@@ -194,6 +194,8 @@ class Scope:
 
 
 SAME_ROLE = "same as role"  # ask(writer_role=…) default
+# Chat intents that continue the previous question: answered as vague questions on their own.
+FOLLOW_UP_INTENTS = ("followup_what_if", "followup_meaning")
 # A supporting quote must come from a passage about as close to the question as the best one.
 SECOND_QUOTE_MARGIN = 0.03
 # A passage in the user's language is preferred over a closer one in another language within this margin.
@@ -311,7 +313,7 @@ class Answerer:
         return self.index.scope["labels"][int(self._chat_ids[int(np.argmax(self._chat @ query_vec))])]
 
     def ask(self, question: str, role: str = "parent", lang: str = "nb", *, writer_role: str | None = SAME_ROLE,
-            query_vec: np.ndarray | None = None, check_safety: bool = True, in_scope: bool = False) -> Answer:
+            query_vec: np.ndarray | None = None, check_safety: bool = True) -> Answer:
         """Help numbers for someone in danger; else a cited answer, a chat reply, or a polite decline.
 
         Args:
@@ -321,8 +323,6 @@ class Answerer:
                 message's own cues decide; a staff member answered with public passages until proven still
                 gets staff wording in a crisis). By default the same as `role`.
             check_safety: False only when the user already got the help numbers for this very question.
-            in_scope: the caller knows the message is about the school environment (a follow-up such as
-                "og hvis det er læreren?" with nothing to follow up): answer it as a vague question.
         """
         if role not in AUDIENCES_FOR_ROLE:
             raise ValueError(f"unknown role '{role}'")
@@ -332,15 +332,19 @@ class Answerer:
         if query_vec is None:
             query_vec = self.retriever.embed_query(query)
         # Known everyday phrases ("takk", "meny", "ok") are not a cry for help; "hjelp" may be, so it is checked.
-        known_chat = self._chat_phrases.get(normalise_query(query)) not in (None, "help")
-        if self.safety is not None and check_safety and not known_chat:
+        phrase = self._chat_phrases.get(normalise_query(query))
+        if self.safety is not None and check_safety and phrase in (None, "help"):
             result = self.safety.check(query, role if writer_role is SAME_ROLE else writer_role, query_vec)
             if result.urgent:
-                reply = self.safety.reply(result, lang, self.catalog)
+                # A bare "hjelp" says nothing about what is wrong: the numbers for anyone in danger, not a guess.
+                reply = (self.safety.general_help(result.writer, lang, self.catalog) if phrase == "help"
+                         else self.safety.reply(result, lang, self.catalog))
                 return Answer(question, True, reply.text, [], None, role, kind="urgent", lang=lang,
                               urgent=True, help=list(reply.help), category=result.category)
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
-        decision, facts = ("vague", {}) if in_scope else self.classify(query, query_vec, hits, role)
+        decision, facts = self.classify(query, query_vec, hits, role)
+        if decision == "chat" and facts.get("intent") in FOLLOW_UP_INTENTS:
+            decision = "vague"  # "og hvis det er læreren?" is about the topic; the dialog adds what came before
         if decision == "chat":
             return Answer(question, False, "", [], None, role, kind="chat", lang=lang, intent=facts.get("intent"),
                           hits=hits)
@@ -348,7 +352,9 @@ class Answerer:
             where = facts.get("where") or "other"
             text = f"{self.catalog.get('answer.decline', lang)} {self.catalog.get(f'answer.where.{where}', lang)}"
             return Answer(question, False, text, [], None, role, kind="decline", lang=lang, where=where, hits=hits)
-        return self._compose(question, query, role, lang, hits, truncated, vague=decision == "vague")
+        answer = self._compose(question, query, role, lang, hits, truncated, vague=decision == "vague")
+        answer.intent = facts.get("intent")
+        return answer
 
     @staticmethod
     def _in_language_first(hits: list[Hit], lang: str) -> list[Hit]:

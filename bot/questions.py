@@ -28,7 +28,6 @@ RECENT_SECONDS = 10 * 60  # how long the last question is remembered for a follo
 RECENT_USERS = 4096  # memory bound: the oldest topics are dropped first
 ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}
 LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb"}
-FOLLOW_UPS = ("followup_what_if", "followup_meaning")
 EXPLAIN_AGAIN = ("simpler", "not_understood")
 
 
@@ -106,16 +105,12 @@ class Questions:
             answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                        writer_role=state.role, check_safety=check_safety)
             recent = self._recall(state.user_id)
-            follow_up = answer.kind == "chat" and answer.intent in FOLLOW_UPS
-            if (follow_up or answer.kind == "vague") and recent:
-                # A short follow-up is read together with the previous question.
+            if answer.kind == "vague" and recent:
+                # A short follow-up ("og hvis det er læreren?") is read together with the previous question.
                 combined = core.answerer.ask(f"{recent.question} {text}", role=core.retrieval_role(state),
                                              lang=lang, writer_role=state.role, check_safety=False)
                 if combined.kind in ("answer", "vague"):
                     answer = combined
-            elif follow_up:  # "Kva om skulen ikkje gjer noko?" with nothing before it: still about the topic
-                answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
-                                           writer_role=state.role, check_safety=False, in_scope=True)
         except Exception:
             log.exception("the answerer failed (question text not logged)")
             return [core.menu(state, lead=core.t("error", state.language), kind="error")]

@@ -356,6 +356,17 @@ def _load_numbers(path: Path, helplines: dict[str, Helpline]) -> dict:
     }
 
 
+def _ordinary_messages(knowledge_dir: Path) -> list[str]:
+    """Everyday chat the bot's conversation data already holds: greetings, thanks, navigation (not "hjelp",
+    which may be a cry for help). Short chat otherwise looks like nothing the classifier has seen and lands on
+    the crisis side; as harmless examples they teach it otherwise."""
+    from bot.gate import ScopeData
+
+    scope = ScopeData.load(knowledge_dir)
+    return [text for text, kind, label in zip(scope.texts, scope.kinds, scope.labels, strict=True)
+            if kind == "chat" and label != "help"]
+
+
 def _fit_classifier(vectors: np.ndarray, urgent: np.ndarray, l2: float, iterations: int) -> tuple[np.ndarray, float]:
     """Logistic regression: crisis exemplars against harmless ones, each class weighing half.
 
@@ -454,6 +465,8 @@ class SafetyCheck:
         patterns = _load_patterns(safety_dir / "patterns.yaml")
         thresholds = _load_thresholds(safety_dir / "thresholds.yaml")
         texts, labels = _load_exemplars(safety_dir / "exemplars.yaml")
+        ordinary = [t for t in _ordinary_messages(knowledge_dir) if t not in set(texts)]
+        texts, labels = texts + ordinary, labels + ["harmless"] * len(ordinary)
         vectors, w, b = _embedded_exemplars(texts, labels, embedder, thresholds, cache_dir)
         return cls(
             patterns=patterns,

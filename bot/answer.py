@@ -41,6 +41,7 @@ REPEAT_OVERLAP = 0.5
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TAG = re.compile(r"<[^>]{0,200}>")
 _MARKUP = re.compile(r"[*_`#>\[\]|~]+")
+_REPEATS = re.compile(r"(.{1,4}?)\1{3,}", re.DOTALL)
 
 
 @dataclass
@@ -82,7 +83,7 @@ def clean_question(text: str) -> tuple[str, bool]:
     text = _ANSI.sub(" ", text)
     text = "".join(ch if ch.isprintable() else " " for ch in text)
     text = _MARKUP.sub(" ", _TAG.sub(" ", text))
-    text = " ".join(text.split())
+    text = _REPEATS.sub(r"\1\1\1", " ".join(text.split()))  # "&&&&…" or 😭🙏😭🙏… costs what "&&&" costs
     if len(text) > MAX_QUESTION_CHARS:
         return text[:MAX_QUESTION_CHARS].rsplit(" ", 1)[0], True
     return text, False

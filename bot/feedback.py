@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,27 +28,31 @@ class FeedbackBook:
     def __init__(self, core):
         self.core = core
         self._entries: OrderedDict[str, _Feedback] = OrderedDict()
+        self._lock = threading.Lock()  # channels run the core in several threads
 
     def remember(self, user_id: str, citations: Sequence[Citation]) -> str:
         feedback_id = secrets.token_urlsafe(6)  # 8 URL-safe characters, fits any callback format
-        self._entries[feedback_id] = _Feedback(user_id, tuple((c.passage_id, c.document) for c in citations))
-        while len(self._entries) > FEEDBACK_MEMORY:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[feedback_id] = _Feedback(user_id, tuple((c.passage_id, c.document) for c in citations))
+            while len(self._entries) > FEEDBACK_MEMORY:
+                self._entries.popitem(last=False)
         return feedback_id
 
     def forget_user(self, user_id: str) -> None:
-        for feedback_id in [k for k, v in self._entries.items() if v.user_id == user_id]:
-            del self._entries[feedback_id]
+        with self._lock:
+            for feedback_id in [k for k, v in self._entries.items() if v.user_id == user_id]:
+                del self._entries[feedback_id]
 
     def vote(self, state, feedback_id, up: bool) -> list[Reply]:
         """Store only the cited passages, the vote and a timestamp; one vote per answer, by its asker."""
         lang = state.language
-        entry = self._entries.get(feedback_id) if isinstance(feedback_id, str) else None
-        if entry is None or entry.user_id != state.user_id:
-            return [Reply(self.core.t("vote_expired", lang))]
-        if entry.voted:
-            return [Reply(self.core.t("vote_already", lang))]
-        entry.voted = True
+        with self._lock:
+            entry = self._entries.get(feedback_id) if isinstance(feedback_id, str) else None
+            if entry is None or entry.user_id != state.user_id:
+                return [Reply(self.core.t("vote_expired", lang))]
+            if entry.voted:
+                return [Reply(self.core.t("vote_already", lang))]
+            entry.voted = True
         self.core.store.record_vote([p for p, _ in entry.passages], bool(up),
                                     documents=[d for _, d in entry.passages])
         return [Reply(self.core.t("vote_thanks", lang))]

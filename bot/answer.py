@@ -347,8 +347,10 @@ class Answerer:
         if decision == "chat" and facts.get("intent") in FOLLOW_UP_INTENTS:
             decision = "vague"  # "og hvis det er læreren?" is about the topic; the dialog adds what came before
         if decision == "chat":
-            return Answer(question, False, "", [], None, role, kind="chat", lang=lang, intent=facts.get("intent"),
-                          hits=hits)
+            intent = facts.get("intent") or "greeting"
+            key = f"chat.{intent}" if f"chat.{intent}" in self.catalog else "chat.greeting"
+            return Answer(question, False, self.catalog.get(key, lang), [], None, role, kind="chat", lang=lang,
+                          intent=intent, hits=hits)
         if decision == "out" or not hits:
             where = facts.get("where") or "other"
             text = f"{self.catalog.get('answer.decline', lang)} {self.catalog.get(f'answer.where.{where}', lang)}"

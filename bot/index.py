@@ -306,8 +306,9 @@ def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, s
     voice = np.arange(len(labels)) >= len(labels) - len(voices)
     gate = train_gate(embeddings, feats, labels, voice)
     # Below this closeness to any section's question, an in-scope message is vague: it gets a short answer
-    # and the walkthroughs that fit rather than quotes (a tenth of the questions, each measured without itself).
-    gate.report["vague_below"] = round(float(np.percentile(max_similarity(questions, questions, True), 10)), 4)
+    # and the walkthroughs that fit rather than quotes (the least similar 5 % of the questions, each measured
+    # without itself).
+    gate.report["vague_below"] = round(float(np.percentile(max_similarity(questions, questions, True), 5)), 4)
     return gate
 
 

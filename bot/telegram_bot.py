@@ -64,7 +64,8 @@ from bot.telegram_render import Labels, parse_feedback, render_reply, without_fe
 log = logging.getLogger(__name__)
 
 # Shown in Telegram's command menu, in this order (Telegram commands are ASCII, so /språk is /sprak).
-MENU_COMMANDS = ("start", "hjelp", "meld", "rolle", "sprak", "kilder", "personvern", "slett")
+MENU_COMMANDS = ("start", "hjelp", "meld", "brev", "kontakt", "notat", "fare", "rolle", "sprak", "kilder", "personvern",
+                 "slett")
 # Commands that start or steer a walkthrough, or show what is stored about someone; in a group they only
 # point to a private chat.
 PRIVATE_ONLY_COMMANDS = frozenset({"start", "meld", "rolle", "sprak", "meny", "personvern", "brev", "notat"})

@@ -1,7 +1,8 @@
 """`kap12 report`: feedback per document and the share of questions the sources could not answer.
 
 Content owners read this to see where the knowledge base has gaps. Input is `SqliteStore.report()`:
-{"documents": [{"document", "up", "down"}, ...], "questions": {"answered", "refused", "refused_share"}}.
+{"documents": [{"document", "up", "down"}, ...], "questions": {"answered", "refused", "refused_share"},
+"urgent_replies": int}.
 """
 
 from __future__ import annotations
@@ -44,5 +45,6 @@ def format_report(store_report: dict, lang: str, catalog: Catalog) -> str:
         )
     else:
         lines.append(catalog.get("telegram.report.no_questions", lang))
+    lines.append(catalog.get("telegram.report.urgent", lang, count=int(store_report.get("urgent_replies", 0))))
     lines.append(catalog.get("telegram.report.hint", lang))
     return "\n".join(lines)

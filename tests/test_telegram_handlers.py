@@ -503,6 +503,8 @@ def test_report_lists_votes_per_document_and_the_refused_share():
     empty = format_report({"documents": [], "questions": {"answered": 0, "refused": 0}}, "nn", CATALOG)
     assert CATALOG.get("telegram.report.no_votes", "nn") in empty
     assert CATALOG.get("telegram.report.no_questions", "nn") in empty
+    assert CATALOG.get("telegram.report.urgent", "nn", count=0) in empty
+    assert "(noen i fare): 3." in format_report({**report, "urgent_replies": 3}, "nb", CATALOG)
 
 
 # -- reliability and security (issue 13) --------------------------------------------------------------------

@@ -22,8 +22,8 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
+from bot.datafiles import read_yaml_mapping as _read_yaml
 from bot.errors import DocumentError
 from bot.i18n import LANGUAGES
 from bot.replies import Button, Reply
@@ -217,16 +217,6 @@ def _valid_prefix(codes: list[str]) -> bool:
     return all(isinstance(code, str) and code in options for code, (_, options) in zip(codes, STEPS, strict=False))
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise DocumentError(path, "the file is missing")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DocumentError(path, f"cannot read it: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DocumentError(path, "it must be a mapping (see the comment at the top of letters.nb.yaml)")
-    return data
 
 
 def _text(path: Path, where: str, value) -> str:

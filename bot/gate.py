@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from bot.datafiles import read_yaml_mapping
 from bot.errors import DocumentError
 
 CLASSES = ("in", "out", "chat")
@@ -45,7 +45,7 @@ class ScopeData:
     def load(cls, knowledge_dir: Path) -> "ScopeData":
         texts, kinds, labels, where = [], [], [], []
         for path in sorted((knowledge_dir / "scope").glob("off-topic*.yaml")):
-            for topic in _read(path).get("topics") or []:
+            for topic in read_yaml_mapping(path, required=False).get("topics") or []:
                 if not isinstance(topic, dict) or not topic.get("id") or not isinstance(topic.get("questions"), list):
                     raise DocumentError(path, "each topic needs an id and a list of questions")
                 for question in topic["questions"]:
@@ -54,7 +54,7 @@ class ScopeData:
                     labels.append(str(topic["id"]))
                     where.append(str(topic.get("where") or "other"))
         path = knowledge_dir / "scope" / "conversation.yaml"
-        intents = _read(path).get("intents") or {}
+        intents = read_yaml_mapping(path, required=False).get("intents") or {}
         if not isinstance(intents, dict):
             raise DocumentError(path, "'intents' must map an intent to a list of phrases")
         for intent, phrases in intents.items():
@@ -68,7 +68,7 @@ class ScopeData:
         voices, voice_in_scope = [], []
         for name in ("calibration.yaml", "in-scope-voices.yaml"):
             path = knowledge_dir / "scope" / name
-            for item in _read(path).get("questions") or []:
+            for item in read_yaml_mapping(path, required=False).get("questions") or []:
                 if not isinstance(item, dict) or not isinstance(item.get("in_scope"), bool) or not item.get("text"):
                     raise DocumentError(path, "each question needs a text and in_scope: true or false")
                 voices.append(str(item["text"]))
@@ -76,16 +76,6 @@ class ScopeData:
         return cls(texts, kinds, labels, where, voices, voice_in_scope)
 
 
-def _read(path: Path) -> dict:
-    if not path.exists():
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DocumentError(path, f"cannot be read ({exc})") from None
-    if not isinstance(data, dict):
-        raise DocumentError(path, "must be a YAML mapping")
-    return data
 
 
 def max_similarity(vectors: np.ndarray, against: np.ndarray, leave_one_out: bool = False) -> np.ndarray:

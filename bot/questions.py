@@ -14,8 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from bot.datafiles import read_yaml_mapping
 from bot.errors import DocumentError
 
 from bot.language import detect_language
@@ -48,12 +47,7 @@ class Distress:
     @classmethod
     def load(cls, knowledge_dir: Path) -> "Distress":
         path = knowledge_dir / "scope" / "distress.yaml"
-        if not path.exists():
-            return cls([], 0)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise DocumentError(path, f"cannot be read ({exc})") from None
+        data = read_yaml_mapping(path, required=False)
         words = data.get("words") or []
         if not isinstance(words, list) or not isinstance(data.get("min_words", 15), int):
             raise DocumentError(path, "needs 'words' (a list) and 'min_words' (a number)")

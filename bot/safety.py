@@ -34,9 +34,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import yaml
 
 from bot.embed import Embedder
+from bot.datafiles import read_yaml_mapping as _read_yaml
 from bot.errors import DocumentError
 from bot.i18n import Catalog
 
@@ -154,16 +154,6 @@ class Helpline:
 # ------------------------------------------------------------------------------------------------ loading
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise DocumentError(path, "the file is missing")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DocumentError(path, f"cannot read the YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise DocumentError(path, "the file must be a mapping (key: value) at the top level")
-    return data
 
 
 def _compile(path: Path, where: str, entry) -> re.Pattern:

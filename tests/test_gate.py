@@ -30,7 +30,7 @@ def test_shipped_scope_data_loads_with_every_kind():
         ("off-topic.yaml", "topics: [{id: x}]", "list of questions"),
         ("conversation.yaml", "intents: [hei]", "map an intent"),
         ("calibration.yaml", "questions: [{text: hei}]", "in_scope"),
-        ("off-topic.yaml", "topics: [oops", "cannot be read"),
+        ("off-topic.yaml", "topics: [oops", "cannot read the YAML"),
     ],
 )
 def test_broken_scope_data_names_the_file(tmp_path, name, text, problem):

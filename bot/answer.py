@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from bot.chunk import Passage, split_sentences
+from bot.datafiles import read_yaml_mapping
 from bot.embed import Embedder, make_embedder
+from bot.errors import DocumentError
 from bot.i18n import Catalog
 from bot.index import LoadedIndex, load_index
 from bot.gate import similarity_features
@@ -153,12 +154,22 @@ class Router:
 
     @classmethod
     def load(cls, knowledge_dir: Path) -> "Router":
+        """The rules in knowledge/routing.yaml (none without the file); raises DocumentError naming it."""
         path = knowledge_dir / "routing.yaml"
         known = {p.stem for p in (knowledge_dir / "flows").glob("*.yaml")}
-        if not path.exists():
-            return cls([], [], known)
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        return cls(data.get("action_phrases", []), data.get("flows", []), known)
+        data = read_yaml_mapping(path, required=False)
+        phrases, rules = data.get("action_phrases") or [], data.get("flows") or []
+        if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+            raise DocumentError(path, "'action_phrases' must be a list of text")
+        if not isinstance(rules, list):
+            raise DocumentError(path, "'flows' must be a list of rules {flow, roles: [...], refs: [...]}")
+        for number, rule in enumerate(rules, start=1):
+            if not (isinstance(rule, dict) and isinstance(rule.get("flow"), str)
+                    and all(isinstance(rule.get(key), list) and all(isinstance(v, str) for v in rule[key])
+                            for key in ("roles", "refs"))):
+                raise DocumentError(path, f"rule {number} under 'flows' needs flow: <flow id>, roles: [...] and "
+                                          "refs: [...] (lists of text)")
+        return cls(phrases, rules, known)
 
     def suggest(self, question: str, role: str, refs: list[str]) -> str | None:
         text = " ".join(question.lower().split())
@@ -183,11 +194,16 @@ class Scope:
 
     @classmethod
     def load(cls, path: Path, embedder: Embedder) -> "Scope":
-        phrases: list[str] = []
-        if path.exists():
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            phrases = [str(p) for p in data.get("out_of_scope", [])]
+        phrases = cls.read_phrases(path)
         return cls(embedder.embed_batch(phrases, "passage") if phrases else np.empty((0, embedder.dim), np.float32))
+
+    @staticmethod
+    def read_phrases(path: Path) -> list[str]:
+        """The off-topic phrases of knowledge/scope.yaml (none without the file); raises DocumentError naming it."""
+        phrases = read_yaml_mapping(path, required=False).get("out_of_scope") or []
+        if not isinstance(phrases, list) or not all(isinstance(p, str | int | float) for p in phrases):
+            raise DocumentError(path, "'out_of_scope' must be a list of phrases")
+        return [str(p) for p in phrases]
 
     def closeness(self, query_vec: np.ndarray) -> float:
         """Similarity of the question to the nearest off-topic phrase (0 when there are none)."""

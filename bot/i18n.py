@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Iterable
 from pathlib import Path
 
 import yaml
@@ -94,6 +95,21 @@ class Catalog:
             # A malformed placeholder is a content error; show the raw text rather than fail a conversation.
             log.warning("UI text %r in %r has a malformed placeholder", key, candidate)
             return text
+
+    def require(self, keys: Iterable[str], ui_dir: Path) -> None:
+        """Check that some language defines each of `keys` (the code reads them by name).
+
+        Raises:
+            DocumentError: naming `<part>.nb.yaml`, the file a key `<part>.…` belongs in, and the keys it lacks.
+        """
+        missing = sorted(key for key in keys if key not in self)
+        if not missing:
+            return
+        part = missing[0].split(".", 1)[0]
+        lacking = [key for key in missing if key.split(".", 1)[0] == part]
+        shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+        raise DocumentError(Path(ui_dir) / f"{part}.{DEFAULT_LANGUAGE}.yaml",
+                            f"lacks {shown}, which no language defines and the bot needs")
 
     def missing_keys(self) -> dict[str, set[str]]:
         """For each language, the keys some other language defines but it lacks (empty sets = complete)."""

@@ -15,7 +15,7 @@ import bm25s
 import numpy as np
 import yaml
 
-from bot.errors import Kap12Error
+from bot.errors import DocumentError
 from bot.refs import find_refs
 
 NGRAM = 4
@@ -75,18 +75,27 @@ class Glossary:
 
     @classmethod
     def load(cls, path: Path) -> "Glossary":
+        """The glossary file (no file: an empty glossary).
+
+        Raises:
+            DocumentError: naming the file, when it cannot be read or is not a list of synonym groups.
+        """
         if not path.exists():
             return cls([])
+        shape = "the glossary must be a list of {canonical: [terms], variants: [terms]}"
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-            entries = [
-                GlossaryEntry(tuple(str(t) for t in item["canonical"]), tuple(str(t) for t in item.get("variants", [])))
-                for item in data
-            ]
-        except (yaml.YAMLError, KeyError, TypeError) as exc:
-            raise Kap12Error(
-                f"{path}: glossary must be a list of {{canonical: [...], variants: [...]}} ({exc})"
-            ) from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise DocumentError(path, f"cannot read the glossary: {exc}") from None
+        if not isinstance(data, list):
+            raise DocumentError(path, shape)
+        entries = []
+        for number, item in enumerate(data, start=1):
+            canonical = item.get("canonical") if isinstance(item, dict) else None
+            variants = (item.get("variants") or []) if isinstance(item, dict) else None
+            if not isinstance(canonical, list) or not canonical or not isinstance(variants, list):
+                raise DocumentError(path, f"{shape}; entry {number} is not one")
+            entries.append(GlossaryEntry(tuple(str(t) for t in canonical), tuple(str(t) for t in variants)))
         return cls(entries)
 
     def matches(self, text: str) -> bool:

@@ -169,10 +169,11 @@ def _pattern_list(path: Path, data: dict, section: str, label: str | None = None
     entries = data.get(section) or []
     if not isinstance(entries, list):
         raise DocumentError(path, f"'{section}' must be a list of {{lang, re}} entries")
-    return [
-        _Pattern(label or section, str(e.get("lang", "")), _compile(path, f"{section}[{i}]", e), bool(e.get("weak")))
-        for i, e in enumerate(entries)
-    ]
+    patterns = []
+    for i, e in enumerate(entries):
+        regex = _compile(path, f"{section}[{i}]", e)  # first: it checks that the entry is a mapping
+        patterns.append(_Pattern(label or section, str(e.get("lang", "")), regex, bool(e.get("weak"))))
+    return patterns
 
 
 def _load_patterns(path: Path) -> dict:
@@ -313,7 +314,7 @@ def _load_numbers(path: Path, helplines: dict[str, Helpline]) -> dict:
         if not isinstance(numbers, list) or not numbers:
             raise DocumentError(path, f"{where}: needs a list of numbers")
         for number in numbers:
-            if number not in helplines:
+            if not isinstance(number, str) or number not in helplines:
                 raise DocumentError(path, f"{where}: {number!r} is not in knowledge/help/helplines.yaml")
         if where.endswith(".pupil"):
             adults = [n for n in numbers if (helplines[n].min_age or 0) >= 18]
@@ -336,13 +337,32 @@ def _load_numbers(path: Path, helplines: dict[str, Helpline]) -> dict:
     if not isinstance(general, dict):
         raise DocumentError(path, "'general' must give the numbers for anyone in danger, per writer")
     groups = data.get("reply_groups")
-    if not isinstance(groups, dict) or set(groups) != set(CATEGORIES) or not set(groups.values()) <= set(REPLY_GROUPS):
+    if not isinstance(groups, dict) or set(groups) != set(CATEGORIES) or not all(
+            group in REPLY_GROUPS for group in groups.values()):
         raise DocumentError(path, f"'reply_groups' must map every category to one of {', '.join(REPLY_GROUPS)}")
     return {
         "max": max_numbers,
         "situations": chosen,
         "general": {w: table(general.get(w), f"general.{w}") for w in WRITERS},
         "reply_groups": dict(groups),
+    }
+
+
+def read_data(knowledge_dir: Path) -> dict:
+    """Read and check knowledge/safety/*.yaml and knowledge/help/helplines.yaml, without embedding anything
+    (also how `bot.content` checks a changed file before an index build keeps a copy of it).
+
+    Raises:
+        DocumentError: a data file is missing or malformed; the message names the file and the problem.
+    """
+    safety_dir = Path(knowledge_dir) / "safety"
+    helplines = _load_helplines(Path(knowledge_dir) / "help" / "helplines.yaml")
+    return {
+        "helplines": helplines,
+        "numbers": _load_numbers(safety_dir / "numbers.yaml", helplines),
+        "patterns": _load_patterns(safety_dir / "patterns.yaml"),
+        "thresholds": _load_thresholds(safety_dir / "thresholds.yaml"),
+        "exemplars": _load_exemplars(safety_dir / "exemplars.yaml"),
     }
 
 
@@ -448,24 +468,20 @@ class SafetyCheck:
             DocumentError: a data file is missing or malformed; the message names the file and the problem.
         """
         knowledge_dir = Path(knowledge_dir)
-        safety_dir = knowledge_dir / "safety"
         # Validate every file before the (slow) embedding, so a typo fails at once.
-        helplines = _load_helplines(knowledge_dir / "help" / "helplines.yaml")
-        numbers = _load_numbers(safety_dir / "numbers.yaml", helplines)
-        patterns = _load_patterns(safety_dir / "patterns.yaml")
-        thresholds = _load_thresholds(safety_dir / "thresholds.yaml")
-        texts, labels = _load_exemplars(safety_dir / "exemplars.yaml")
+        data = read_data(knowledge_dir)
+        texts, labels = data["exemplars"]
         ordinary = [t for t in _ordinary_messages(knowledge_dir) if t not in set(texts)]
         texts, labels = texts + ordinary, labels + ["harmless"] * len(ordinary)
-        vectors, w, b = _embedded_exemplars(texts, labels, embedder, thresholds, cache_dir)
+        vectors, w, b = _embedded_exemplars(texts, labels, embedder, data["thresholds"], cache_dir)
         return cls(
-            patterns=patterns,
+            patterns=data["patterns"],
             exemplar_vectors=vectors,
             exemplar_labels=labels,
             classifier=(w, b),
-            thresholds=thresholds,
-            helplines=helplines,
-            numbers=numbers,
+            thresholds=data["thresholds"],
+            helplines=data["helplines"],
+            numbers=data["numbers"],
             embedder=embedder,
         )
 

@@ -3,7 +3,8 @@
 Layout under index_dir:
   builds/<stamp>/   one complete build: passages.jsonl, vectors.npy, dense.faiss, lexical/, manifest.json,
                     sections.json + questions.npy (question-first retrieval), scope.json + scope.npy and
-                    gate.json (the scope gate trained on this build's data)
+                    gate.json (the scope gate trained on this build's data), content/ (the last good copy of
+                    the content files the bot reads at start-up: catalogue, flows, routing, safety …; bot/content.py)
   current           symlink to the build in service, swapped atomically when a new build is complete
   cache/            embeddings by content hash, per embedder, so a rebuild only embeds what changed
 """
@@ -23,6 +24,7 @@ import faiss
 import numpy as np
 
 from bot.chunk import Passage, chunk_document
+from bot.content import CONTENT_DIR, snapshot
 from bot.embed import Embedder
 from bot.errors import EmbedderMismatchError, IndexMissingError
 from bot.gate import Gate, ScopeData, max_similarity, similarity_features, train_gate
@@ -259,6 +261,8 @@ def build_index(
         (tmp / "scope.json").write_text(json.dumps(scope_data, ensure_ascii=False))
         np.save(tmp / "scope.npy", scope_vectors)
         (tmp / "gate.json").write_text(json.dumps(gate.to_json() if gate else None))
+        # Content files that load cleanly, or the copies the build in service kept of those that do not.
+        warnings += snapshot(knowledge_dir, index_dir, tmp / CONTENT_DIR)
         final = builds / stamp
         tmp.rename(final)
     except BaseException:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.chunk import Passage, split_sentences
+from bot.content import SAFETY_FILES, Content, load_catalog
 from bot.datafiles import read_yaml_mapping
 from bot.embed import Embedder, make_embedder
 from bot.errors import DocumentError
@@ -24,13 +25,19 @@ from bot.replies import Citation
 from bot.retrieve import AUDIENCES_FOR_ROLE, Hit, Retriever
 
 
-def load_safety(settings, embedder):
-    """The safety check, when its data is shipped (knowledge/safety/); None without it (e.g. a bare test KB)."""
-    if not (settings.knowledge_dir / "safety").is_dir():
+def load_safety(settings, embedder, knowledge_dir: Path | None = None):
+    """The safety check, when its data is shipped (knowledge/safety/); None without it (e.g. a bare test KB).
+
+    Args:
+        knowledge_dir: where to read the data (the content in service, `bot.content`); settings.knowledge_dir
+            by default.
+    """
+    knowledge_dir = Path(knowledge_dir or settings.knowledge_dir)
+    if not (knowledge_dir / "safety").is_dir():
         return None
     from bot.safety import SafetyCheck
 
-    return SafetyCheck.load(settings.knowledge_dir, embedder, cache_dir=settings.index_dir / "cache")
+    return SafetyCheck.load(knowledge_dir, embedder, cache_dir=settings.index_dir / "cache")
 
 MAX_QUESTION_CHARS = 500  # longer questions are searched by their beginning: bounded work per message
 SENTENCES_PER_PASSAGE = 2
@@ -264,22 +271,28 @@ class Answerer:
         self._chat_phrases = {normalise_query(texts[i]): labels[i] for i in self._chat_ids if i < len(texts)}
 
     @classmethod
-    def from_settings(cls, settings) -> "Answerer":
-        """Load embedder, index, glossary, catalogue, routing and the safety check; raises IndexMissingError."""
+    def from_settings(cls, settings, *, content=None) -> "Answerer":
+        """Load embedder, index, glossary, catalogue, routing and the safety check; raises IndexMissingError.
+
+        Content files are read through `content` (by default the content in service, `bot.content`): one that
+        fails to load is replaced by its last good copy, with a warning naming it.
+        """
+        content = content or Content.in_service(settings)
         embedder = make_embedder(settings)
         index = load_index(settings.index_dir, embedder)
-        glossary = Glossary.load(settings.knowledge_dir / "glossary.yaml")
+        glossary = content.load(lambda root: Glossary.load(root / "glossary.yaml"))
         retriever = Retriever.from_settings(index, embedder, glossary, settings)
         return cls(
             retriever,
-            Catalog.load(settings.knowledge_dir / "ui"),
-            Router.load(settings.knowledge_dir),
-            Scope.load(settings.knowledge_dir / "scope.yaml", embedder),
+            content.load(load_catalog),
+            content.load(Router.load),
+            content.load(lambda root: Scope.load(root / "scope.yaml", embedder)),
             threshold=settings.answer_threshold,
             scope_margin=settings.scope_margin,
             scope_margin_unfamiliar=settings.scope_margin_unfamiliar,
             max_citations=settings.max_citations,
-            safety=load_safety(settings, embedder),
+            # Help numbers never vanish: a missing safety file is served from its last good copy too.
+            safety=content.load(lambda root: load_safety(settings, embedder, root), keep=SAFETY_FILES),
         )
 
     def _refusal(self, question: str, role: str, lang: str, key: str = "answer.not_found") -> Answer:

@@ -173,7 +173,8 @@ def refresh_index(settings: Settings) -> None:
     """Bring the index up to date with knowledge/ before serving (incremental: only changes are embedded).
 
     On a fresh clone this builds it. If the knowledge has an unreadable file, an existing index keeps
-    serving and the problem is printed; without any index the error stops start-up.
+    serving and the problem is printed on one line; without any index the error stops start-up. (A broken
+    content file, such as a flow or the catalogue, does not stop the build: it keeps its last good copy.)
     """
     from bot.embed import make_embedder
     from bot.index import build_index, load_index
@@ -189,12 +190,16 @@ def refresh_index(settings: Settings) -> None:
     try:
         build_index(settings.knowledge_dir, settings.index_dir, make_embedder(settings), settings.embed_batch_size,
                     progress=_progress_line, municipality=settings.municipality)
-    except Kap12Error as exc:
-        print(f"kap12: {exc}\nThe previous index keeps serving.", file=sys.stderr)
+    except Kap12Error as exc:  # one line, even for a YAML parser's message over several lines
+        print(f"kap12: {_one_line(exc)} (the previous index keeps serving)", file=sys.stderr)
     except Exception as exc:  # e.g. a broken YAML file: never worth taking a working bot down for
         log.debug("index update failed", exc_info=True)
-        print(f"kap12: updating the index failed ({exc.__class__.__name__}: {str(exc)[:300]})\n"
+        print(f"kap12: updating the index failed ({exc.__class__.__name__}: {_one_line(exc)[:300]}). "
               "The previous index keeps serving.", file=sys.stderr)
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def _progress_line(total: int):
@@ -206,8 +211,11 @@ def _progress_line(total: int):
 
 def _chat(settings: Settings, args) -> int:
     from bot.console import run_chat
+    from bot.dialog import build_dialog
 
-    return run_chat(settings)
+    # build_dialog serves the last good copy of a broken content file (bot/content.py); what cannot start is
+    # one line on stderr.
+    return run_chat(settings, build_dialog(settings))
 
 
 def _web(settings: Settings, args) -> int:
@@ -236,8 +244,8 @@ def _run(settings: Settings, args) -> int:
 
 
 def _report(settings: Settings, args) -> int:
+    from bot.content import Content, load_catalog
     from bot.dialog import STATE_FILE
-    from bot.i18n import Catalog
     from bot.report import format_report
     from bot.store import SqliteStore
 
@@ -245,7 +253,7 @@ def _report(settings: Settings, args) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        print(format_report(report, args.lang, Catalog.load(settings.knowledge_dir / "ui")))
+        print(format_report(report, args.lang, Content.in_service(settings).load(load_catalog)))
     return 0
 
 

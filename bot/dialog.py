@@ -95,23 +95,28 @@ def button_data(*parts: str) -> str:
 
 
 def build_dialog(settings, *, require_staff_proof: bool = False, catalog: Catalog | None = None) -> "Dialog":
-    """The real core from settings: index-backed Answerer, flows and catalogue from knowledge/, SQLite state."""
+    """The real core from settings: index-backed Answerer, flows and catalogue from knowledge/, SQLite state.
+
+    Content files are read through `bot.content`: one that fails to load is replaced by its last good copy
+    (kept with the index), with a warning naming it, so a content typo never keeps the bot from serving.
+    """
     from bot.answer import Answerer  # heavy (index, embedder): only when a real conversation starts
+    from bot.content import Content, load_catalog
     from bot.flows import load_flows
     from bot.store import SqliteStore
 
-    dialog = Dialog(
-        settings,
-        Answerer.from_settings(settings),
-        load_flows(settings.knowledge_dir / "flows"),
-        catalog or Catalog.load(settings.knowledge_dir / "ui"),
-        SqliteStore(settings.data_dir / STATE_FILE),
-        require_staff_proof=require_staff_proof,
-    )
+    content = Content.in_service(settings)
+    answerer = Answerer.from_settings(settings, content=content)
+    flows = content.load(lambda root: load_flows(root / "flows"))
+    catalog = catalog or content.load(load_catalog)
+    store = SqliteStore(settings.data_dir / STATE_FILE)
+    # The core reads some data itself (distress words) from settings.knowledge_dir: give it the content in service.
+    dialog = content.load(lambda root: Dialog(content.settings_for(settings), answerer, flows, catalog, store,
+                                              require_staff_proof=require_staff_proof))
     from bot import contacts, drafts  # tools: /brev, /notat (buttons d|…) and /kontakt (buttons o|…)
 
-    drafts.register(dialog, settings.knowledge_dir)
-    contacts.register(dialog, settings.knowledge_dir, settings)
+    content.load(lambda root: drafts.register(dialog, root))
+    content.load(lambda root: contacts.register(dialog, root, settings))
     return dialog
 
 

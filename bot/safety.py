@@ -60,7 +60,8 @@ DEFAULT_WRITER = "pupil"
 REPLY_GROUPS = ("care", "medical", "abuse", "adult", "danger")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LOCAL_TZ = ZoneInfo("Europe/Oslo")
-THRESHOLD_KEYS = ("top_k", "l2", "iterations", "urgent_at", "weak_bonus", "mask_penalty", "damp_penalty")
+THRESHOLD_KEYS = ("top_k", "neighbours", "sure_at", "l2", "iterations", "urgent_at", "weak_bonus", "mask_penalty",
+                  "damp_penalty")
 # Exemplar vectors are scaled up before the classifier is fitted: e5 cosines sit in a narrow band, and a larger
 # input scale lets plain gradient descent converge in a few thousand steps with a small L2 penalty.
 FEATURE_SCALE = 10.0
@@ -243,6 +244,8 @@ def _load_thresholds(path: Path) -> dict[str, float]:
     for key in ("top_k", "iterations"):
         if out[key] < 1 or out[key] != int(out[key]):
             raise DocumentError(path, f"'{key}' must be a whole number of at least 1")
+    if out["neighbours"] < 0 or out["neighbours"] != int(out["neighbours"]):
+        raise DocumentError(path, "'neighbours' must be a whole number (0 switches the check off)")
     return out
 
 
@@ -455,6 +458,7 @@ class SafetyCheck:
         self._w, self._b = classifier
         labels = np.asarray(exemplar_labels)
         self._rows = {label: np.flatnonzero(labels == label) for label in (*CATEGORIES, "harmless")}
+        self._crisis_rows = np.flatnonzero(labels != "harmless")
         self._t = thresholds
         self.helplines = helplines
         self._numbers = numbers
@@ -533,6 +537,13 @@ class SafetyCheck:
             return SafetyResult(False, None, writer, round(logit, 3))
         sims = self._vectors @ query_vec
         k = int(self._t["top_k"])
+        # With no pattern and no clear margin, the nearest exemplars must agree: a short statement far from
+        # everything ("my son is in a wheelchair") can fall just on the crisis side while its neighbours are harmless.
+        agree = int(self._t["neighbours"])
+        if agree and not weak and logit < self._t["sure_at"]:
+            crisis, harmless = sims[self._crisis_rows], sims[self._rows["harmless"]]
+            if _top_mean(crisis, agree) < _top_mean(harmless, agree):
+                return SafetyResult(False, None, writer, round(logit, 3))
         # A weak pattern names the situation when there is one ("en byrde for alle" points at suicide even when
         # the nearest exemplars are about home); otherwise the nearest exemplars do.
         candidates = [c for c in CATEGORIES if c in weak] or list(CATEGORIES)

@@ -3,6 +3,7 @@ the evaluation set, and (integration) the whole set with the real model."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import shutil
@@ -115,6 +116,21 @@ def test_figures_of_speech_and_ordinary_questions_do_not_trigger(check, text):
 def test_a_weak_pattern_alone_does_not_decide(check):
     # "orker ikke mer" is often about homework: it only makes the embedding side more willing.
     assert patterns_only(check, "jeg orker ikke mer").urgent is False
+
+
+def test_a_marginal_embedding_decision_needs_crisis_neighbours(check):
+    """Just over the line with harmless neighbours is no emergency; a clear margin or crisis neighbours are."""
+    marginal = copy.copy(check)
+    harmless = check._vectors[check._rows["harmless"][0]]
+    marginal._b = 1.0 - float(harmless @ check._w)  # log-odds 1.0: over urgent_at, under sure_at
+    assert check._t["urgent_at"] < 1.0 < check._t["sure_at"]
+    assert marginal.check("noe helt vanlig", query_vec=harmless).urgent is False
+    marginal._t = {**check._t, "sure_at": 0.5}
+    assert marginal.check("noe helt vanlig", query_vec=harmless).urgent is True
+    marginal._t = check._t
+    crisis = check._vectors[check._crisis_rows[0]]
+    marginal._b = 1.0 - float(crisis @ check._w)
+    assert marginal.check("noe helt vanlig", query_vec=crisis).urgent is True
 
 
 def test_a_past_procedural_question_is_not_decided_by_a_pattern(check):
@@ -320,6 +336,7 @@ def _replace(path: Path, old: str, new: str) -> None:
         ("safety/exemplars.yaml", "harmless:", "harmles:", "'harmless'"),
         ("safety/thresholds.yaml", "urgent_at: ", "urgent_at: high #", "'urgent_at' must be a number"),
         ("safety/thresholds.yaml", "iterations: 3000", "iterations: 0", "whole number"),
+        ("safety/thresholds.yaml", "neighbours: 3", "neighbours: -1", "'neighbours' must be a whole number"),
         ("help/helplines.yaml", 'from: "16:00"', 'from: "16.00"', "HH:MM"),
         ("help/helplines.yaml", "  - number: \"113\"\n", "  - number: 113\n", "quoted text"),
         ("safety/numbers.yaml", 'pupil: ["116 111", "112"]', 'pupil: ["116 111", "112", "116 006"]', "adults only"),
@@ -405,6 +422,9 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "I could kill for a coffee",
         "Hvordan skal skolen følge opp at en elev ble slått i fjor?",
         "datteren min blir mobbet, hva gjør skolen?",
+        "my son is in a wheelchair",
+        "datteren min bruker rullestol",
+        "vi har nettopp flyttet hit fra Polen",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text

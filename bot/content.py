@@ -143,6 +143,8 @@ class Part:
         return sorted(found)
 
 
+# Help numbers must never vanish: a deleted safety folder or help-line file is served from its good copy.
+SAFETY_FILES = ("safety", "help/helplines.yaml")
 PARTS = (
     Part(("ui/*.yaml",), load_catalog),
     Part(("flows/*.yaml",), _check_flows),
@@ -150,12 +152,10 @@ PARTS = (
     Part(("routing.yaml",), _check_routing),
     Part(("scope.yaml",), _check_scope),
     Part(("scope/*.yaml",), _check_scope_data),
-    # Help numbers must never vanish: a deleted safety folder or help-line file is served from its good copy.
-    Part(("safety/*.yaml", "help/helplines.yaml"), _check_safety, keep=("safety", "help/helplines.yaml")),
+    Part(("safety/*.yaml", "help/helplines.yaml"), _check_safety, keep=SAFETY_FILES),
     Part(("drafts/*.yaml",), _check_drafts),
     Part(("help/contacts.yaml",), _check_contacts),
 )
-SAFETY_FILES = PARTS[6].keep
 
 
 # ------------------------------------------------------------------------------------------ the content
@@ -313,9 +313,12 @@ def snapshot(knowledge_dir: Path, index_dir: Path, target: Path) -> list[str]:
                 try:
                     content.load(part.check, keep=part.keep)
                     source, files = content.root, part.paths(content.root)
-                except Kap12Error as exc:
-                    unresolved.append(f"{exc}; there is no good copy to serve instead, so fix it before a restart"
-                                      if not kept else f"{exc}; the index keeps the last good copies of its part")
+                except Exception as exc:  # a loader's bug on odd input must not fail the build either
+                    problem = str(exc) if isinstance(exc, Kap12Error) else " ".join(
+                        f"{', '.join(part.files)}: cannot be checked ({exc.__class__.__name__}: {exc})".split())
+                    unresolved.append(f"{problem}; the index keeps the last good copies of these files" if kept
+                                      else f"{problem}; there is no good copy to serve instead, so fix it before "
+                                      "a restart")
                     source, files = content.good_dir, kept
             for rel in files:
                 (target / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -348,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
+    # bm25s logs every index build at DEBUG and sets its logger to DEBUG when imported (after this line):
+    # a filter holds whatever level it sets.
+    logging.getLogger("bm25s").addFilter(lambda record: record.levelno >= logging.WARNING)
     try:
         return args.func(load_settings(), args)
     except Kap12Error as exc:

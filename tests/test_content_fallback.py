@@ -257,9 +257,11 @@ def run_kap12(*args: str, knowledge: Path, index: Path, data: Path) -> subproces
                           cwd=data.parent, stdin=subprocess.DEVNULL, timeout=300)
 
 
-def lines_naming(stderr: str, path: Path) -> list[str]:
-    assert "Traceback" not in stderr
-    return [line for line in stderr.splitlines() if str(path) in line]
+def only_line(stderr: str, path: Path) -> str:
+    """The one line on stderr, which names `path` (no traceback, no other noise)."""
+    [line] = stderr.splitlines()
+    assert str(path) in line
+    return line
 
 
 def test_kap12_ask_answers_and_names_the_broken_file_on_one_line(live, good, tmp_path):
@@ -268,7 +270,7 @@ def test_kap12_ask_answers_and_names_the_broken_file_on_one_line(live, good, tmp
                      knowledge=live, index=good[1], data=tmp_path / "data")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"]
-    [line] = lines_naming(done.stderr, live / "routing.yaml")
+    line = only_line(done.stderr, live / "routing.yaml")
     assert "WARNING" in line and "last good copy" in line
 
 
@@ -281,13 +283,13 @@ def test_without_a_good_copy_the_error_is_one_line_naming_the_file(live, good, t
     for command in (["ask", "mobbing"], ["chat"]):
         done = run_kap12(*command, knowledge=live, index=older, data=tmp_path / "data")
         assert done.returncode == 1
-        [line] = lines_naming(done.stderr, live / "routing.yaml")
+        line = only_line(done.stderr, live / "routing.yaml")
         assert line.startswith(f"kap12: {live / 'routing.yaml'}: 'flows' must be a list of rules")
     (live / "routing.yaml").write_bytes(good_routing)
     break_file(live, "flow-missing-step")
     done = run_kap12("chat", knowledge=live, index=older, data=tmp_path / "data")
     assert done.returncode == 1
-    [line] = lines_naming(done.stderr, live / "flows")
+    line = only_line(done.stderr, live / "flows")
     assert line.startswith(f"kap12: {live / 'flows' / (FLOW + '.yaml')}, step ") and "'finnes-ikke'" in line
 
 

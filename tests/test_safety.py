@@ -425,6 +425,8 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "my son is in a wheelchair",
         "datteren min bruker rullestol",
         "vi har nettopp flyttet hit fra Polen",
+        "min sønn blir mobbet",
+        "gutten min blir ertet hver dag",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text

@@ -21,6 +21,7 @@ from bot.i18n import Catalog
 from bot.index import LoadedIndex, load_index
 from bot.gate import similarity_features
 from bot.lexical import Glossary, char_ngrams, normalise_query
+from bot.ranking import load_model, ranking_path
 from bot.replies import Citation
 from bot.retrieve import AUDIENCES_FOR_ROLE, Hit, Retriever
 
@@ -271,9 +272,10 @@ class Answerer:
         self._chat_phrases = {normalise_query(texts[i]): labels[i] for i in self._chat_ids if i < len(texts)}
 
     @classmethod
-    def from_settings(cls, settings, *, content=None) -> "Answerer":
-        """Load embedder, index, glossary, catalogue, routing and the safety check; raises IndexMissingError.
+    def from_settings(cls, settings, use_model: bool = True, *, content=None) -> "Answerer":
+        """Load embedder, index, glossary, catalogue, routing, the ranking model and the safety check.
 
+        Raises IndexMissingError. use_model=False ranks by fusion alone (what `kap12 calibrate` fits from).
         Content files are read through `content` (by default the content in service, `bot.content`): one that
         fails to load is replaced by its last good copy, with a warning naming it.
         """
@@ -281,7 +283,8 @@ class Answerer:
         embedder = make_embedder(settings)
         index = load_index(settings.index_dir, embedder)
         glossary = content.load(lambda root: Glossary.load(root / "glossary.yaml"))
-        retriever = Retriever.from_settings(index, embedder, glossary, settings)
+        model = load_model(ranking_path(settings.knowledge_dir), embedder.identity()) if use_model else None
+        retriever = Retriever.from_settings(index, embedder, glossary, settings, model)
         return cls(
             retriever,
             content.load(load_catalog),

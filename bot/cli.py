@@ -69,10 +69,10 @@ def _sources(settings: Settings, args) -> int:
     return 0
 
 
-def _answerer(settings: Settings):
+def _answerer(settings: Settings, use_model: bool = True):
     from bot.answer import Answerer
 
-    return Answerer.from_settings(settings)
+    return Answerer.from_settings(settings, use_model=use_model)
 
 
 def _print_answer(answer, as_json: bool, catalog, lang: str) -> None:
@@ -122,6 +122,29 @@ def _eval(settings: Settings, args) -> int:
         if len(reports) > 1:
             print(f"== {file}" + (f" ({args.split})" if args.split else ""))
         print(format_report(report))
+    return 0
+
+
+def _calibrate(settings: Settings, args) -> int:
+    from bot.evaluate import calibration_examples, load_questions, select
+    from bot.ranking import fit_model, ranking_path
+
+    answerer = _answerer(settings, use_model=False)  # features come from fusion, not from an older model
+    examples, sources = [], []
+    for file in args.files:
+        items, variants = load_questions(Path(file))
+        examples += calibration_examples(answerer, select(items, args.split), variants)
+        sources.append(f"{file} ({args.split})" if any("split" in item for item in items) else file)
+    try:
+        model = fit_model(examples, answerer.retriever.embedder.identity(), sources)
+    except ValueError as exc:
+        raise Kap12Error(str(exc)) from None
+    out = Path(args.out) if args.out else ranking_path(settings.knowledge_dir)
+    model.save(out)
+    r = model.report
+    print(f"Ranking fitted on {r['usable']} of {r['questions']} questions ({', '.join(sources)}) and saved to {out}.")
+    print(f"Five-fold cross-validation: Hit@1 {r['cv_hit@1']}, Hit@3 {r['cv_hit@3']} "
+          f"(rank fusion alone: Hit@1 {r['fusion_hit@1']}, Hit@3 {r['fusion_hit@3']}).")
     return 0
 
 
@@ -284,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_eval)
+
+    p = sub.add_parser("calibrate", help="fit the ranking weights on the calibration split of question sets")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--split", choices=("calibrate", "measure"), default="calibrate",
+                   help="the items to fit on (sets without splits are used whole)")
+    p.add_argument("--out", metavar="PATH", help="where to save the model (default knowledge/retrieval/ranking.json)")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("safety-eval", help="measure the safety layer: crisis recall with a right number, false alarms")
     p.add_argument("file", nargs="?", default="eval/safety.yaml")

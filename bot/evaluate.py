@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import yaml
 
-from bot.answer import Answerer
+from bot.answer import Answerer, clean_question
 from bot.errors import Kap12Error
 
 LANGUAGE_GROUPS = ("nb", "nn", "en")
@@ -135,3 +136,19 @@ def format_report(report: dict) -> str:
     lines.append(f"misses at {k}: {', '.join(misses) or 'none'}")
     lines.append(f"refusal errors: {', '.join(wrong_refusals) or 'none'}")
     return "\n".join(lines)
+
+
+def calibration_examples(answerer: Answerer, items: list[dict], variants) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per answerable question: its candidates' ranking features and which candidates a right answer rests on."""
+    retriever = answerer.retriever
+    examples = []
+    for item in items:
+        if not item.get("answerable", True):
+            continue
+        role = ROLE_FOR_AUDIENCE.get(item.get("audience", "parent"), "parent")
+        query, _ = clean_question(item["question"])
+        ids, matrix = retriever.candidate_features(query, role, retriever.embed_query(query))
+        right = np.array([is_hit(retriever.index.passages[i], item.get("expect_refs") or [],
+                                 item.get("expect_terms") or [], variants) for i in ids], dtype=bool)
+        examples.append((matrix, right))
+    return examples

@@ -1,4 +1,5 @@
-"""Hybrid retrieval: dense (faiss) and lexical (BM25) rankings fused by reciprocal rank fusion."""
+"""Hybrid retrieval: dense (faiss), lexical (BM25) and question-first rankings, fused by reciprocal rank
+fusion or, when a fitted model is there (bot/ranking.py), ordered by the model's weighing of their signals."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import numpy as np
 from bot.chunk import Passage
 from bot.embed import Embedder
 from bot.index import LoadedIndex
-from bot.lexical import Glossary
+from bot.language import detect_language
+from bot.lexical import Glossary, LexicalIndex
+from bot.ranking import FEATURES, RankingModel
 from bot.roles import AUDIENCES_FOR_ROLE, ROLES
-
 
 
 def reciprocal_rank_fusion(
@@ -35,9 +37,19 @@ def reciprocal_rank_fusion(
 
 
 @dataclass(frozen=True)
+class _Signals:
+    """One question's view from each ranking: what search and calibration both start from."""
+
+    expanded: str
+    lexical_scores: np.ndarray
+    section_sims: np.ndarray
+    fused: dict[int, float]
+
+
+@dataclass(frozen=True)
 class Hit:
     passage: Passage
-    score: float  # fused RRF score
+    score: float  # the ranking score: the learned model's, or the fused RRF score without a model
     dense: float  # cosine similarity between question and passage
     lexical: float  # BM25 score (0 when the lexical side did not find it)
     question: float = 0.0  # similarity to the closest question its section answers (0: none)
@@ -57,6 +69,7 @@ class Retriever:
         weight_dense: float = 1.0,
         weight_questions: float = 1.0,
         candidates: int = 30,
+        model: RankingModel | None = None,
     ):
         if rrf_k < 1 or candidates < 1:
             raise ValueError("rrf_k and candidates must be at least 1 (KAP12_RRF_K, KAP12_CANDIDATES)")
@@ -68,6 +81,14 @@ class Retriever:
         self.glossary = glossary
         self.rrf_k, self.candidates = rrf_k, candidates
         self.weights = (weight_lexical, weight_dense, weight_questions)
+        self.model = model
+        # What each section answers, in words: its questions and short answers (built at load; a few ms).
+        self._section_words = LexicalIndex.build(
+            [" ".join([*r.questions, *(r.short or {}).values()]) or r.path for r in index.sections]
+        ) if index.sections else None
+        self._has_questions = np.zeros(len(index.sections), dtype=bool)
+        if index.question_section is not None and len(index.question_section):
+            self._has_questions[index.question_section] = True
         audiences = np.array([p.audience for p in index.passages])
 
         def for_role(audience: str, readers, role: str) -> bool:
@@ -89,7 +110,8 @@ class Retriever:
         self._masks = {role: np.isin(np.arange(len(audiences)), ids) for role, ids in self._allowed.items()}
 
     @classmethod
-    def from_settings(cls, index: LoadedIndex, embedder: Embedder, glossary: Glossary, settings) -> "Retriever":
+    def from_settings(cls, index: LoadedIndex, embedder: Embedder, glossary: Glossary, settings,
+                      model: RankingModel | None = None) -> "Retriever":
         return cls(
             index,
             embedder,
@@ -99,6 +121,7 @@ class Retriever:
             weight_dense=settings.weight_dense,
             weight_questions=settings.weight_questions,
             candidates=settings.candidates,
+            model=model,
         )
 
     def _dense_ranking(self, query_vec: np.ndarray, role: str) -> list[int]:
@@ -142,6 +165,77 @@ class Retriever:
             ranking += sorted(members, key=lambda i: -float(self.index.vectors[i] @ query_vec))
         return ranking[: self.candidates]
 
+    def _section_word_scores(self, expanded: str, role: str) -> np.ndarray:
+        if self._section_words is None:
+            return np.zeros(0, np.float32)
+        scores = self._section_words.scores(expanded)
+        return np.where(self._section_allowed[role], scores, 0.0)
+
+    def _signals(self, query: str, role: str, query_vec: np.ndarray) -> "_Signals":
+        expanded = self.glossary.expand(query)
+        lexical_ids, lexical_scores = self._lexical_ranking(expanded, role)
+        dense_ids = self._dense_ranking(query_vec, role)
+        section_sims = self.section_similarities(query_vec, role)
+        question_ids = self._question_ranking(section_sims, query_vec)
+        fused = reciprocal_rank_fusion([lexical_ids, dense_ids, question_ids], self.weights, self.rrf_k)
+        return _Signals(expanded, lexical_scores, section_sims, fused)
+
+    def candidate_features(self, query: str, role: str, query_vec: np.ndarray,
+                           signals: "_Signals | None" = None) -> tuple[list[int], np.ndarray]:
+        """Candidate passage positions and their feature rows (bot.ranking.FEATURES), for search and calibration."""
+        signals = signals or self._signals(query, role, query_vec)
+        expanded, lexical_scores, section_sims, fused = (signals.expanded, signals.lexical_scores,
+                                                         signals.section_sims, signals.fused)
+        sections = self.index.passage_section
+        words = self._section_word_scores(expanded, role)
+        word_ids: list[int] = []
+        for number in np.argsort(-words, kind="stable")[: self.candidates]:
+            if words[number] <= 0:
+                break
+            word_ids += self.index.sections[number].passages
+        ids = list(dict.fromkeys([*fused, *(i for i in word_ids if self._masks[role][i])]))
+        if not ids:
+            return [], np.empty((0, len(FEATURES)), np.float32)
+        ids_arr = np.asarray(ids)
+        secs = sections[ids_arr] if sections is not None else np.full(len(ids), -1)
+        has_section = secs >= 0
+        safe = np.where(has_section, secs, 0)
+        dense = self.index.vectors[ids_arr] @ query_vec
+        if len(section_sims):
+            with_questions = has_section & self._has_questions[safe]
+            q_best = np.where(with_questions, section_sims[safe], dense)  # no questions: the passage speaks
+            q_top = float(section_sims.max())
+            q_rank = np.where(has_section, 1.0 / (1.0 + _ranks(section_sims)[safe]), 0.0)
+            w_rank = np.where(has_section & (words[safe] > 0), 1.0 / (1.0 + _ranks(words)[safe]), 0.0)
+            w = np.where(has_section, words[safe], 0.0) / max(float(words.max()), 1e-9)
+        else:  # an index without sections: passages only
+            q_best, q_top = dense, float(dense.max())
+            q_rank = w_rank = w = np.zeros(len(ids))
+        lex = lexical_scores[ids_arr]
+        lex_scaled = lex / (float(lex.max()) if lex.max() > 0 else 1.0)
+        lang = detect_language(query)
+        lang = lang if lang in ("nb", "nn", "en") else "en"
+        passages = [self.index.passages[i] for i in ids]
+        staff_reader = role in ("staff", "new_teacher")
+        matrix = np.stack([
+            q_best,
+            q_best - max(q_top, float(q_best.max())),
+            q_rank,
+            w,
+            w_rank,
+            dense,
+            dense - dense.max(),
+            1.0 / (1.0 + _ranks(dense)),
+            lex_scaled,
+            np.where(lex > 0, 1.0 / (1.0 + _ranks(lex)), 0.0),
+            np.array([fused.get(i, 0.0) * self.rrf_k for i in ids]),
+            np.array([p.language == lang for p in passages], dtype=np.float32),
+            np.array([role in p.readers for p in passages], dtype=np.float32),
+            np.array([staff_reader and p.audience == "staff" for p in passages], dtype=np.float32),
+            np.array([not p.headings for p in passages], dtype=np.float32),
+        ], axis=1).astype(np.float32)
+        return ids, matrix
+
     def search(self, query: str, role: str = "parent", k: int = 10, query_vec: np.ndarray | None = None) -> list[Hit]:
         """The k best passages for the query that the role may see, best first.
 
@@ -152,18 +246,26 @@ class Retriever:
             raise ValueError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
         if not self.index.passages or not query.strip():
             return []
-        expanded = self.glossary.expand(query)
         if query_vec is None:
             query_vec = self.embed_query(query)
-        lexical_ids, lexical_scores = self._lexical_ranking(expanded, role)
-        dense_ids = self._dense_ranking(query_vec, role)
-        section_sims = self.section_similarities(query_vec, role)
-        question_ids = self._question_ranking(section_sims, query_vec)
-        fused = reciprocal_rank_fusion([lexical_ids, dense_ids, question_ids], self.weights, self.rrf_k)
-        ranked = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        signals = self._signals(query, role, query_vec)
+        scores = signals.fused
+        if self.model is not None:
+            ids, matrix = self.candidate_features(query, role, query_vec, signals)
+            scores = dict(zip(ids, (float(v) for v in self.model.score(matrix)), strict=True)) if ids else {}
+        lexical_scores, section_sims = signals.lexical_scores, signals.section_sims
+        ranked = sorted(scores, key=lambda i: (-scores[i], i))[:k]
         sections = self.index.passage_section
         return [
-            Hit(self.index.passages[i], fused[i], float(self.index.vectors[i] @ query_vec), float(lexical_scores[i]),
+            Hit(self.index.passages[i], scores[i], float(self.index.vectors[i] @ query_vec), float(lexical_scores[i]),
                 float(section_sims[sections[i]]) if sections is not None and sections[i] >= 0 else 0.0)
             for i in ranked
         ]
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Rank of each value from 1 (highest), ties in order."""
+    order = np.argsort(-values, kind="stable")
+    ranks = np.empty(len(values), dtype=np.float32)
+    ranks[order] = np.arange(1, len(values) + 1)
+    return ranks

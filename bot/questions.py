@@ -24,6 +24,7 @@ from bot.walkthrough import pick
 log = logging.getLogger(__name__)
 
 RECENT_SECONDS = 10 * 60  # how long the last question is remembered for a follow-up
+FOLLOW_UP_CHARS = 150  # a follow-up is short; a long message is a question of its own (and one embedding)
 RECENT_USERS = 4096  # memory bound: the oldest topics are dropped first
 ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}
 LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb"}
@@ -99,7 +100,7 @@ class Questions:
             answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                        writer_role=state.role, check_safety=check_safety)
             recent = self._recall(state.user_id)
-            if answer.kind == "vague" and recent:
+            if answer.kind == "vague" and recent and len(text) <= FOLLOW_UP_CHARS:
                 # A short follow-up ("og hvis det er læreren?") is read together with the previous question.
                 combined = core.answerer.ask(f"{recent.question} {text}", role=core.retrieval_role(state),
                                              lang=lang, writer_role=state.role, check_safety=False)

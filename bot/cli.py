@@ -34,6 +34,12 @@ def _index(settings: Settings, args) -> int:
     )
     for warning in summary.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    try:  # embed and cache the safety exemplars now, so the first message after a build does not wait for it
+        from bot.answer import load_safety
+
+        load_safety(settings, embedder)
+    except Kap12Error as exc:
+        print(f"warning: {exc}", file=sys.stderr)
     print(
         f"Index built in {summary.path}: {summary.documents} documents, {summary.passages} passages, "
         f"{summary.embedded} embedded, {summary.reused} reused, {summary.seconds:.1f} s"

@@ -65,6 +65,12 @@ def test_ask_without_index_says_run_kap12_index(capsys):
     assert "kap12 index" in capsys.readouterr().err
 
 
+def test_index_also_caches_the_safety_exemplars(capsys, tmp_path):
+    assert main(["index", "--quiet"]) == 0
+    assert "Index built" in capsys.readouterr().out
+    assert list((tmp_path / "index" / "cache").glob("safety-exemplars-*.npz"))  # the first message need not wait
+
+
 def test_bad_setting_stops_with_the_fix(monkeypatch, capsys):
     monkeypatch.setenv("KAP12_RRF_K", "zero")
     assert main(["sources"]) == 1

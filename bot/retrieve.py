@@ -217,23 +217,24 @@ class Retriever:
         lang = lang if lang in ("nb", "nn", "en") else "en"
         passages = [self.index.passages[i] for i in ids]
         staff_reader = role in ("staff", "new_teacher")
-        matrix = np.stack([
-            q_best,
-            q_best - max(q_top, float(q_best.max())),
-            q_rank,
-            w,
-            w_rank,
-            dense,
-            dense - dense.max(),
-            1.0 / (1.0 + _ranks(dense)),
-            lex_scaled,
-            np.where(lex > 0, 1.0 / (1.0 + _ranks(lex)), 0.0),
-            np.array([fused.get(i, 0.0) * self.rrf_k for i in ids]),
-            np.array([p.language == lang for p in passages], dtype=np.float32),
-            np.array([role in p.readers for p in passages], dtype=np.float32),
-            np.array([staff_reader and p.audience == "staff" for p in passages], dtype=np.float32),
-            np.array([not p.headings for p in passages], dtype=np.float32),
-        ], axis=1).astype(np.float32)
+        columns = {
+            "question_best": q_best,
+            "question_gap": q_best - max(q_top, float(q_best.max())),
+            "question_rank": q_rank,
+            "section_words": w,
+            "section_words_rank": w_rank,
+            "passage_dense": dense,
+            "passage_dense_gap": dense - dense.max(),
+            "passage_dense_rank": 1.0 / (1.0 + _ranks(dense)),
+            "passage_words": lex_scaled,
+            "passage_words_rank": np.where(lex > 0, 1.0 / (1.0 + _ranks(lex)), 0.0),
+            "fused": np.array([fused.get(i, 0.0) * self.rrf_k for i in ids]),
+            "same_language": np.array([p.language == lang for p in passages]),
+            "for_reader": np.array([role in p.readers for p in passages]),
+            "staff_document": np.array([staff_reader and p.audience == "staff" for p in passages]),
+            "document_intro": np.array([not p.headings for p in passages]),
+        }
+        matrix = np.stack([np.asarray(columns[name], dtype=np.float32) for name in FEATURES], axis=1)
         return ids, matrix
 
     def search(self, query: str, role: str = "parent", k: int = 10, query_vec: np.ndarray | None = None) -> list[Hit]:

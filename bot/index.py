@@ -30,7 +30,7 @@ from bot.errors import EmbedderMismatchError, IndexMissingError
 from bot.gate import Gate, ScopeData, max_similarity, similarity_features, train_gate
 from bot.ingest import Document, load_documents
 from bot.lexical import LexicalIndex
-from bot.sections import SectionRecord, section_records
+from bot.sections import SectionRecord, load_situations, section_records
 
 # Exact search is fast enough below this many passages; above it, HNSW keeps queries well under 100 ms.
 HNSW_FROM = 20_000
@@ -213,7 +213,7 @@ def build_index(
     vectors = (
         np.stack([cache[h] for h in hashes]).astype(np.float32) if passages else np.empty((0, embedder.dim), np.float32)
     )
-    records = section_records(docs, passages)
+    records = section_records(docs, passages, load_situations(knowledge_dir))
     question_texts = [q for r in records for q in r.questions]
     question_section = [i for i, r in enumerate(records) for _ in r.questions]
     scope = ScopeData.load(knowledge_dir)

@@ -40,6 +40,7 @@ class Section:
     short: dict[str, str] | None = None  # the section's short answer per language (```answer block)
     questions: tuple[str, ...] = ()  # questions people ask that this section answers (indexed, never shown)
     refs: tuple[str, ...] = ()  # the rules a plain-language section rests on (```answer block `refs`)
+    when: tuple[str, ...] = ()  # words naming the narrower situation the section is for (```answer block `when`)
 
 
 @dataclass
@@ -308,11 +309,13 @@ def read_markdown(path: Path) -> Document:
     for sec in sections:
         if not sec.text:
             continue
-        short, questions, refs = None, (), ()
+        short, questions, refs, when = None, (), (), ()
         if sec.headings in answers:
             _, block = answers.pop(sec.headings)
             short, questions, refs = block["short"], tuple(block["questions"]), tuple(block["refs"])
-        out.append(Section(sec.headings, _strip_markdown(sec.text), sec.page, sec.sources, short, questions, refs))
+            when = tuple(block["when"])
+        out.append(Section(sec.headings, _strip_markdown(sec.text), sec.page, sec.sources, short, questions, refs,
+                           when))
     for line_no, _ in answers.values():
         raise DocumentError(path, f"line {line_no}: an ```answer block under a heading with no text of its own")
     return Document(id=path.stem, path=path, sections=out, **meta)
@@ -330,8 +333,9 @@ def parse_answer_block(path: Path, line_no: int, body: str) -> dict:
         data = yaml.safe_load(body)
     except yaml.YAMLError as exc:
         raise DocumentError(path, f"{where} is not valid YAML ({exc})") from None
-    if not isinstance(data, dict) or set(data) - {"short", "questions", "refs"}:
-        raise DocumentError(path, f"{where} must be a mapping with the keys 'short', 'questions' and (optional) 'refs'")
+    if not isinstance(data, dict) or set(data) - {"short", "questions", "refs", "when"}:
+        raise DocumentError(path, f"{where} must be a mapping with the keys 'short', 'questions' and (optional) "
+                                  "'refs' and 'when'")
     short = data.get("short")
     if not isinstance(short, dict) or set(short) != set(LANGUAGES):
         raise DocumentError(path, f"{where}: 'short' needs exactly nb, nn and en")
@@ -349,9 +353,13 @@ def parse_answer_block(path: Path, line_no: int, body: str) -> dict:
     refs = data.get("refs") or []
     if not isinstance(refs, list) or not all(isinstance(r, str) and find_refs(r) for r in refs):
         raise DocumentError(path, f"{where}: 'refs' must be a list of legal references such as \"§ 12-4\"")
+    when = data.get("when") or []
+    if not isinstance(when, list) or not all(isinstance(w, str) and w.strip() for w in when):
+        raise DocumentError(path, f"{where}: 'when' must be a list of words naming the situation")
     return {"short": {k: " ".join(v.split()) for k, v in short.items()},
             "questions": [" ".join(q.split()) for q in questions],
-            "refs": [ref for r in refs for ref in find_refs(r)]}
+            "refs": [ref for r in refs for ref in find_refs(r)],
+            "when": [" ".join(w.lower().split()) for w in when]}
 
 
 _SOURCE_LINE = re.compile(r"^(?:kilder?|sources?)\s*:\s*(.+)$", re.IGNORECASE | re.MULTILINE)

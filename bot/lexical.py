@@ -57,6 +57,11 @@ def _term_pattern(term: str) -> str:
     return escaped if len(term) >= 5 else escaped + r"\b"
 
 
+def terms_regex(terms) -> re.Pattern:
+    """One pattern matching any of the terms in a normalised text (`normalise_query`), as the glossary does."""
+    return re.compile(r"\b(?:" + "|".join(_term_pattern(t) for t in terms) + r")")
+
+
 @dataclass(frozen=True)
 class GlossaryEntry:
     canonical: tuple[str, ...]  # search terms added to the query
@@ -68,10 +73,7 @@ class Glossary:
 
     def __init__(self, entries: list[GlossaryEntry]):
         self.entries = entries
-        self._patterns = [
-            (entry, re.compile(r"\b(?:" + "|".join(_term_pattern(t) for t in entry.variants + entry.canonical) + r")"))
-            for entry in entries
-        ]
+        self._patterns = [(entry, terms_regex(entry.variants + entry.canonical)) for entry in entries]
 
     @classmethod
     def load(cls, path: Path) -> "Glossary":

@@ -13,7 +13,7 @@ from bot.chunk import Passage
 from bot.embed import Embedder
 from bot.index import LoadedIndex
 from bot.language import detect_language
-from bot.lexical import Glossary, LexicalIndex
+from bot.lexical import Glossary, LexicalIndex, normalise_query, terms_regex
 from bot.ranking import FEATURES, RankingModel
 from bot.roles import AUDIENCES_FOR_ROLE, ROLES
 
@@ -86,6 +86,8 @@ class Retriever:
         self._section_words = LexicalIndex.build(
             [" ".join([*r.questions, *(r.short or {}).values()]) or r.path for r in index.sections]
         ) if index.sections else None
+        # Sections written for a narrower situation (accused of bullying, online) and the words that name it.
+        self._situations = {n: terms_regex(r.when) for n, r in enumerate(index.sections) if r.when}
         self._has_questions = np.zeros(len(index.sections), dtype=bool)
         if index.question_section is not None and len(index.question_section):
             self._has_questions[index.question_section] = True
@@ -237,6 +239,15 @@ class Retriever:
         matrix = np.stack([np.asarray(columns[name], dtype=np.float32) for name in FEATURES], axis=1)
         return ids, matrix
 
+    def _unnamed_situations(self, query: str, candidates) -> set[int]:
+        """Candidates whose section is for a situation (its `when` words) that the query does not name."""
+        sections = self.index.passage_section
+        if not self._situations or sections is None:
+            return set()
+        text = normalise_query(query)
+        named = {n: bool(regex.search(text)) for n, regex in self._situations.items()}
+        return {i for i in candidates if not named.get(int(sections[i]), True)}
+
     def search(self, query: str, role: str = "parent", k: int = 10, query_vec: np.ndarray | None = None) -> list[Hit]:
         """The k best passages for the query that the role may see, best first.
 
@@ -255,8 +266,11 @@ class Retriever:
             ids, matrix = self.candidate_features(query, role, query_vec, signals)
             scores = dict(zip(ids, (float(v) for v in self.model.score(matrix)), strict=True)) if ids else {}
         lexical_scores, section_sims = signals.lexical_scores, signals.section_sims
-        ranked = sorted(scores, key=lambda i: (-scores[i], i))[:k]
         sections = self.index.passage_section
+        unnamed = self._unnamed_situations(query, scores)
+        # A section for a narrower situation the question does not name goes after all the others: "my child
+        # is bullied" must not open with what to do when your child is the one accused.
+        ranked = sorted(scores, key=lambda i: (i in unnamed, -scores[i], i))[:k]
         return [
             Hit(self.index.passages[i], scores[i], float(self.index.vectors[i] @ query_vec), float(lexical_scores[i]),
                 float(section_sims[sections[i]]) if sections is not None and sections[i] >= 0 else 0.0)

@@ -241,6 +241,8 @@ def test_answer_block_gives_the_section_its_short_answer_and_questions_and_leave
         (ANSWER_BLOCK.replace("short:", "short: [oops"), "not valid YAML"),
         (ANSWER_BLOCK.replace("Ja, skolen må melde fra til rektor.", "x" * 500), "500 characters"),
         (ANSWER_BLOCK.rstrip("`\n"), "never closed"),
+        (ANSWER_BLOCK.replace("```\n", 'when: "accused"\n```\n', 1),
+         "'when' must be a list"),
     ],
 )
 def test_a_bad_answer_block_names_file_line_and_problem(tmp_path, block, problem):
@@ -249,6 +251,12 @@ def test_a_bad_answer_block_names_file_line_and_problem(tmp_path, block, problem
         read_document(path)
     message = str(err.value)
     assert "feil.md" in message and "line 13" in message and problem in message
+
+
+def test_when_names_the_situations_a_section_is_written_for(tmp_path):
+    block = ANSWER_BLOCK.replace("```\n", "when: [Accused]\n```\n", 1)
+    doc = read_document(write_md(tmp_path, "a.md", f"## Melde fra\n\n{block}\nMeld fra til rektor.\n"))
+    assert doc.sections[0].when == ("accused",)
 
 
 def test_an_answer_block_needs_text_under_its_heading(tmp_path):

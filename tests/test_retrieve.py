@@ -76,3 +76,39 @@ def test_legal_references_are_whole_lexical_tokens(retriever):
     for query, ref in (("Hva sier § 12-7?", "§ 12-7"), ("gamle 9a-13", "§ 12-8"), ("paragraf 10-8", "§ 10-8")):
         scores = retriever.index.lexical.scores(query)
         assert ref in retriever.index.passages[int(scores.argmax())].refs, query
+
+
+def test_a_section_for_a_narrower_situation_leads_only_when_the_question_names_it(hash_index_dir):
+    index = load_index(hash_index_dir, HashEmbedder())
+    narrow = {n for n, record in enumerate(index.sections) if record.when}
+    assert len(narrow) >= 6  # accused (parents, pupils, nb/nn/en) and online sections carry `when`
+    retriever = Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
+
+    def is_narrow(hit):
+        return int(index.passage_section[[p.id for p in index.passages].index(hit.passage.id)]) in narrow
+
+    for question in ("min sønn blir mobbet", "my child is being bullied at school", "dottera mi blir mobba"):
+        flags = [is_narrow(h) for h in retriever.search(question, "parent", k=10)]
+        assert flags == sorted(flags), question  # every general section before any narrow one
+    accused = retriever.search("sønnen min blir beskyldt for å mobbe en annen gutt", "parent", k=3)
+    assert any(is_narrow(h) and "beskyldt" in h.passage.section for h in accused)
+
+
+def test_situations_are_data_and_an_unknown_one_is_named(tmp_path):
+    import shutil
+
+    from bot.errors import DocumentError
+    from bot.index import build_index
+    from bot.sections import load_situations
+
+    situations = load_situations(KNOWLEDGE)
+    assert {"accused", "online"} <= set(situations) and all(situations.values())
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(KNOWLEDGE, knowledge)
+    guide = knowledge / "veiledning-for-foreldre.md"
+    guide.write_text(guide.read_text(encoding="utf-8").replace("when: [accused]", "when: [acused]"), encoding="utf-8")
+    with pytest.raises(DocumentError, match="unknown situation acused"):
+        build_index(knowledge, tmp_path / "index", HashEmbedder())
+    (knowledge / "situations.yaml").write_text("situations: [oops]\n", encoding="utf-8")
+    with pytest.raises(DocumentError, match="situations.yaml"):
+        load_situations(knowledge)

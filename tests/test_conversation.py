@@ -66,6 +66,7 @@ def test_a_follow_up_is_read_with_the_previous_question(dialog):
     assert first.kind == "answer"
     follow = one(dialog.handle_text(USER, "og hvis det er læreren?"))
     assert follow.kind in ("answer", "vague") and follow.citations  # answered in context, never "hei!"
+    assert "§ 12-5" in follow.citations[0].refs  # the stricter duty when an adult at school is the one
     alone = one(dialog.handle_text("someone-else", "og hvis det er læreren?"))
     assert alone.kind in ("answer", "vague")  # without anything before it, still a question about the topic
 

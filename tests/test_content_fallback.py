@@ -46,6 +46,7 @@ def small_knowledge(folder: Path) -> Path:
             shutil.copyfile(source, folder / name)
     for name in DOCUMENTS:
         shutil.copyfile(KNOWLEDGE / name, folder / name)
+    shutil.copyfile(KNOWLEDGE / "situations.yaml", folder / "situations.yaml")  # the documents' `when` names these
     return folder
 
 

@@ -41,6 +41,7 @@ def load_safety(settings, embedder, knowledge_dir: Path | None = None):
     return SafetyCheck.load(knowledge_dir, embedder, cache_dir=settings.index_dir / "cache")
 
 MAX_QUESTION_CHARS = 500  # longer questions are searched by their beginning: bounded work per message
+FOLLOW_UP_WEIGHT = 2.0  # a follow-up's vector counts twice its previous question's: it names what changed
 SENTENCES_PER_PASSAGE = 2
 # A cited passage must be about as close to the question as the best one; weaker ones add noise.
 CITATION_MARGIN = 0.04
@@ -346,7 +347,7 @@ class Answerer:
         return self.index.scope["labels"][int(self._chat_ids[int(np.argmax(self._chat @ query_vec))])]
 
     def ask(self, question: str, role: str = "parent", lang: str = "nb", *, writer_role: str | None = SAME_ROLE,
-            query_vec: np.ndarray | None = None, check_safety: bool = True) -> Answer:
+            query_vec: np.ndarray | None = None, check_safety: bool = True, context: str | None = None) -> Answer:
         """Help numbers for someone in danger; else a cited answer, a chat reply, or a polite decline.
 
         Args:
@@ -356,12 +357,19 @@ class Answerer:
                 message's own cues decide; a staff member answered with public passages until proven still
                 gets staff wording in a crisis). By default the same as `role`.
             check_safety: False only when the user already got the help numbers for this very question.
+            context: the previous question, when this one is a short follow-up ("og hvis det er læreren?"): both
+                are read together, the follow-up weighing more, since it says what changed.
         """
         if role not in AUDIENCES_FOR_ROLE:
             raise ValueError(f"unknown role '{role}'")
         query, truncated = clean_question(question)
         if not query:
             return self._refusal(question, role, lang, "answer.empty")
+        if context:
+            context, _ = clean_question(context)
+            follow_vec = query_vec if query_vec is not None else self.retriever.embed_query(query)
+            mixed = FOLLOW_UP_WEIGHT * follow_vec + self.retriever.embed_query(context)
+            query, query_vec = f"{context} {query}", (mixed / np.linalg.norm(mixed)).astype(np.float32)
         if query_vec is None:
             query_vec = self.retriever.embed_query(query)
         # Known everyday phrases ("takk", "meny", "ok") are not a cry for help; "hjelp" may be, so it is checked.

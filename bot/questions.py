@@ -99,13 +99,13 @@ class Questions:
         try:
             answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                        writer_role=state.role, check_safety=check_safety)
-            recent = self._recall(state.user_id)
+            recent, asked = self._recall(state.user_id), text
             if answer.kind == "vague" and recent and len(text) <= FOLLOW_UP_CHARS:
                 # A short follow-up ("og hvis det er læreren?") is read together with the previous question.
-                combined = core.answerer.ask(f"{recent.question} {text}", role=core.retrieval_role(state),
-                                             lang=lang, writer_role=state.role, check_safety=False)
+                combined = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
+                                             writer_role=state.role, check_safety=False, context=recent.question)
                 if combined.kind in ("answer", "vague"):
-                    answer = combined
+                    answer, asked = combined, f"{recent.question} {text}"
         except Exception:
             log.exception("the answerer failed (question text not logged)")
             return [core.menu(state, lead=core.t("error", state.language), kind="error")]
@@ -122,7 +122,7 @@ class Questions:
         text_out = "\n\n".join(lead_notes + [answer.answer])
         if not answer.answered:
             return [Reply(text_out, [], buttons, kind=answer.kind if answer.kind == "decline" else "refusal")]
-        self._remember(state.user_id, answer.question, answer.section)
+        self._remember(state.user_id, asked, answer.section)
         if answer.kind == "vague":
             text_out = "\n\n".join(lead_notes + [answer.short or answer.answer, core.catalog.get("chat.vague", lang)])
             return [Reply(text_out, list(answer.citations[:1]) if answer.short else list(answer.citations),

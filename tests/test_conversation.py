@@ -71,6 +71,15 @@ def test_a_follow_up_is_read_with_the_previous_question(dialog):
     assert alone.kind in ("answer", "vague")  # without anything before it, still a question about the topic
 
 
+def test_a_follow_up_weighs_more_than_the_question_before_it_and_the_topic_carries_on(dialog):
+    dialog.handle_button(USER, "r|parent")
+    one(dialog.handle_text(USER, "Hva er aktivitetsplikten?"))
+    follow = one(dialog.handle_text(USER, "og hvis det er rektor som mobber?"))
+    assert "§ 12-5" in follow.citations[0].refs  # what changed leads, not the duty in general
+    again = one(dialog.handle_text(USER, "hva om det skjer på SFO?"))
+    assert again.kind in ("answer", "vague") and "§ 12-1" in again.citations[0].refs
+
+
 def test_a_vague_question_without_context_is_never_refused(dialog):
     dialog.handle_button(USER, "r|parent")
     reply = one(dialog.handle_text(USER, "Kva om skulen ikkje gjer noko?"))

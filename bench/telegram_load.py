@@ -235,7 +235,8 @@ async def main(args) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="kap12-bench-data-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAP12_")}
     env.update(KAP12_INDEX_DIR=str(args.index_dir), KAP12_DATA_DIR=str(data_dir),
-               KAP12_KNOWLEDGE_DIR=str(ROOT / "knowledge"), KAP12_EMBEDDER=args.embedder)
+               KAP12_KNOWLEDGE_DIR=str(ROOT / "knowledge"), KAP12_EMBEDDER=args.embedder,
+               KAP12_RECENT_VECTORS="0")  # every message costs what a new one does
     lifetime = args.duration + 600
     async with TimedEmulator(token=TOKEN, lifetime=lifetime, max_poll_timeout=0.5) as api:
         env.update(KAP12_TELEGRAM_TOKEN=TOKEN, KAP12_TELEGRAM_API_URL=api.base_url)

@@ -129,7 +129,8 @@ def report(stats: dict, seconds: float, sessions: int) -> None:
 
 async def main_async(args) -> int:
     port = free_port()
-    env = {**os.environ, "KAP12_RATE_LIMIT_PER_MINUTE": "10000", "KAP12_DATA_DIR": args.data_dir}
+    env = {**os.environ, "KAP12_RATE_LIMIT_PER_MINUTE": "10000", "KAP12_DATA_DIR": args.data_dir,
+           "KAP12_RECENT_VECTORS": "0"}  # every message costs what a new one does
     if args.embedder:
         env["KAP12_EMBEDDER"] = args.embedder
     log_path = Path(args.data_dir) / "server.log"

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
         1.0, ge=0, le=100, description="Weight of the section-question ranking (question-first retrieval) in fusion."
     )
     candidates: int = Field(30, ge=1, le=1000, description="Candidates taken from each retriever before fusion.")
+    recent_vectors: int = Field(1024, ge=0, le=100_000, description=(
+        "Query vectors kept in memory, keyed by a hash of the text, so a follow-up and the question before it "
+        "are not embedded again; 0 turns it off (the benchmarks do, to time every message as new)."))
     max_citations: int = Field(3, ge=1, le=10, description="Most passages cited in one answer.")
     answer_threshold: float = Field(
         0.835, ge=0, le=1, description="Least dense similarity of the best passage for an answer (else refusal)."

@@ -3,6 +3,9 @@ fusion or, when a fitted model is there (bot/ranking.py), ordered by the model's
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -71,7 +74,10 @@ class Retriever:
         weight_questions: float = 1.0,
         candidates: int = 30,
         model: RankingModel | None = None,
+        recent_vectors: int = 1024,
     ):
+        if recent_vectors < 0:
+            raise ValueError("recent_vectors must be 0 or more (KAP12_RECENT_VECTORS)")
         if rrf_k < 1 or candidates < 1:
             raise ValueError("rrf_k and candidates must be at least 1 (KAP12_RRF_K, KAP12_CANDIDATES)")
         if min(weight_lexical, weight_dense, weight_questions) < 0 or weight_lexical + weight_dense == 0:
@@ -83,6 +89,9 @@ class Retriever:
         self.rrf_k, self.candidates = rrf_k, candidates
         self.weights = (weight_lexical, weight_dense, weight_questions)
         self.model = model
+        self.recent_vectors = recent_vectors  # how many query vectors to keep (about 1.5 kB each)
+        self._recent_vectors: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._vector_lock = threading.Lock()
         # What each section answers, in words: its questions and short answers (built at load; a few ms).
         self._section_words = LexicalIndex.build(
             [" ".join([*r.questions, *(r.short or {}).values()]) or r.path for r in index.sections]
@@ -93,7 +102,10 @@ class Retriever:
         if index.question_section is not None and len(index.question_section):
             self._has_questions[index.question_section] = True
         audiences = np.array([p.audience for p in index.passages])
-        self._cites = np.array([bool(find_refs(p.text)) for p in index.passages], dtype=bool)
+        # The pupils' guides explain the rules in plain words without § numbers, by design: there a passage of a
+        # section that rests on a rule counts as stating it, or a pupil would always be quoted the adults' text.
+        self._cites = np.array([bool(find_refs(p.text)) or bool(p.readers and p.refs) for p in index.passages],
+                               dtype=bool)
 
         def for_role(audience: str, readers, role: str) -> bool:
             # Audience keeps staff material from parents; readers keep the pupils' guide for pupils.
@@ -126,6 +138,7 @@ class Retriever:
             weight_questions=settings.weight_questions,
             candidates=settings.candidates,
             model=model,
+            recent_vectors=settings.recent_vectors,
         )
 
     def _dense_ranking(self, query_vec: np.ndarray, role: str) -> list[int]:
@@ -147,8 +160,23 @@ class Retriever:
         return [int(i) for i in best if scores[i] > 0], scores
 
     def embed_query(self, query: str) -> np.ndarray:
-        """The question's vector. One embedding serves the safety check, the section questions and passages."""
-        return self.embedder.embed_query(query)
+        """The question's vector. One embedding serves the safety check, the section questions and passages.
+
+        The last few vectors are kept in memory, keyed by a hash of the text (never the text): a follow-up is
+        read together with the question before it, and neither is embedded twice.
+        """
+        key = hashlib.blake2b(query.encode("utf-8"), digest_size=16).digest()
+        with self._vector_lock:
+            vector = self._recent_vectors.get(key)
+            if vector is not None:
+                self._recent_vectors.move_to_end(key)
+                return vector
+        vector = self.embedder.embed_query(query)
+        with self._vector_lock:
+            self._recent_vectors[key] = vector
+            while len(self._recent_vectors) > self.recent_vectors:
+                self._recent_vectors.popitem(last=False)
+        return vector
 
     def section_similarities(self, query_vec: np.ndarray, role: str) -> np.ndarray:
         """Per section: similarity of its closest question to the query (-1 for sections the role may not see)."""

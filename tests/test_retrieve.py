@@ -1,5 +1,6 @@
 """Fusion and audience filtering."""
 
+import numpy as np
 import pytest
 
 from bot.embed import HashEmbedder
@@ -112,3 +113,33 @@ def test_situations_are_data_and_an_unknown_one_is_named(tmp_path):
     (knowledge / "situations.yaml").write_text("situations: [oops]\n", encoding="utf-8")
     with pytest.raises(DocumentError, match="situations.yaml"):
         load_situations(knowledge)
+
+
+class CountingEmbedder(HashEmbedder):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def embed_batch(self, texts, kind):
+        self.calls += 1
+        return super().embed_batch(texts, kind)
+
+
+def test_a_query_vector_is_kept_in_memory_only_as_long_as_asked(retriever):
+    embedder = CountingEmbedder()
+    keeping = Retriever(retriever.index, embedder, Glossary([]), recent_vectors=2)
+    first = keeping.embed_query("hva er aktivitetsplikten?")
+    again = keeping.embed_query("hva er aktivitetsplikten?")
+    assert embedder.calls == 1 and np.array_equal(first, again)
+    keeping.embed_query("en")
+    keeping.embed_query("to")  # the oldest is dropped beyond the bound
+    keeping.embed_query("hva er aktivitetsplikten?")
+    assert embedder.calls == 4
+    assert all(isinstance(key, bytes) for key in keeping._recent_vectors)  # hashes, never the text
+    fresh = CountingEmbedder()
+    none_kept = Retriever(retriever.index, fresh, Glossary([]), recent_vectors=0)
+    none_kept.embed_query("hei")
+    none_kept.embed_query("hei")
+    assert fresh.calls == 2
+    with pytest.raises(ValueError, match="KAP12_RECENT_VECTORS"):
+        Retriever(retriever.index, fresh, Glossary([]), recent_vectors=-1)

@@ -108,6 +108,12 @@ def test_the_answer_comes_in_the_language_asked_for(answerer):
     assert "plan" in answer.short.lower()
 
 
+def test_telling_of_ones_own_situation_suggests_the_walkthrough_for_the_role(answerer):
+    assert answerer.ask("hjelp jeg blir mobbet", role="pupil").suggested_flow == "elev-utrygg"
+    assert answerer.ask("Sønnen min blir plaget i friminuttene", role="parent").suggested_flow == "forelder-utrygg"
+    assert answerer.ask("Hva er aktivitetsplikten?", role="parent").suggested_flow is None  # a question of fact
+
+
 def test_action_question_suggests_the_walkthrough(answerer):
     assert (
         answerer.ask("Rektor svarer ikke. Hva kan jeg gjøre nå, kan jeg gå til Statsforvalteren?").suggested_flow

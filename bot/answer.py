@@ -181,12 +181,18 @@ class Router:
         return cls(phrases, rules, known)
 
     def suggest(self, question: str, role: str, refs: list[str]) -> str | None:
+        """The walkthrough for the first of `refs` (the lead citation's first) that a rule for the role names.
+
+        Order matters: "my son is hit every day, what do I do?" leads with § 12-4 and gets the walkthrough for
+        a child who is not safe, even when a later citation mentions Statsforvalteren (§ 12-6).
+        """
         text = " ".join(question.lower().split())
         if not any(p in text for p in self.phrases):
             return None
-        for rule in self.rules:
-            if role in rule["roles"] and set(rule["refs"]) & set(refs):
-                return rule["flow"]
+        for ref in refs:
+            for rule in self.rules:
+                if role in rule["roles"] and ref in rule["refs"]:
+                    return rule["flow"]
         return None
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.answer import Answerer, clean_question
+from bot.answer import Answerer, Router, clean_question
 from bot.errors import IndexMissingError
 
 pytestmark = pytest.mark.integration
@@ -112,6 +112,19 @@ def test_telling_of_ones_own_situation_suggests_the_walkthrough_for_the_role(ans
     assert answerer.ask("hjelp jeg blir mobbet", role="pupil").suggested_flow == "elev-utrygg"
     assert answerer.ask("Sønnen min blir plaget i friminuttene", role="parent").suggested_flow == "forelder-utrygg"
     assert answerer.ask("Hva er aktivitetsplikten?", role="parent").suggested_flow is None  # a question of fact
+    english = answerer.ask("My son (9) gets hit by two boys every day at recess. The teacher says they are just "
+                           "playing. What should I do?", role="parent", lang="en")
+    assert english.suggested_flow == "forelder-utrygg"  # his safety first, not yet a complaint
+
+
+def test_the_walkthrough_follows_the_lead_citation_first():
+    router = Router(["what do i do"], [{"flow": "complaint", "roles": ["parent"], "refs": ["§ 12-6"]},
+                                       {"flow": "not-safe", "roles": ["parent"], "refs": ["§ 12-4"]}],
+                    {"complaint", "not-safe"})
+    assert router.suggest("My son is hit. What do I do?", "parent", ["§ 12-4", "§ 12-6"]) == "not-safe"
+    assert router.suggest("What do I do now?", "parent", ["§ 12-5", "§ 12-6"]) == "complaint"
+    assert router.suggest("What do I do?", "pupil", ["§ 12-4"]) is None  # no rule for the role
+    assert router.suggest("Hva er § 12-4?", "parent", ["§ 12-4"]) is None  # not asking what to do
 
 
 def test_action_question_suggests_the_walkthrough(answerer):

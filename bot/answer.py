@@ -340,6 +340,10 @@ class Answerer:
         facts["p_in"] = float(probs[0])
         if decision == "chat":
             facts["intent"] = self._nearest_chat(query_vec)
+        elif decision == "out" and self.retriever.glossary.names_harm(query):
+            # Someone who tells of being bullied, hit or left out is never turned away as off-topic: at worst the
+            # short answer and the walkthroughs ("min sønn blir plaget … hvem skal jeg ringe?").
+            decision = "vague"
         elif decision == "out":
             facts["where"] = self.index.scope["where"][int(self._off_ids[int(np.argmax(o_sims))])] if len(
                 self._off_ids) else "other"

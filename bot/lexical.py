@@ -66,6 +66,7 @@ def terms_regex(terms) -> re.Pattern:
 class GlossaryEntry:
     canonical: tuple[str, ...]  # search terms added to the query
     variants: tuple[str, ...]  # what users write instead
+    harm: bool = False  # words for being hurt (bullying, violence, exclusion …): such a message is never declined
 
 
 class Glossary:
@@ -74,6 +75,8 @@ class Glossary:
     def __init__(self, entries: list[GlossaryEntry]):
         self.entries = entries
         self._patterns = [(entry, terms_regex(entry.variants + entry.canonical)) for entry in entries]
+        harm = [t for entry in entries if entry.harm for t in (*entry.variants, *entry.canonical)]
+        self._harm = terms_regex(harm) if harm else None
 
     @classmethod
     def load(cls, path: Path) -> "Glossary":
@@ -84,7 +87,7 @@ class Glossary:
         """
         if not path.exists():
             return cls([])
-        shape = "the glossary must be a list of {canonical: [terms], variants: [terms]}"
+        shape = "the glossary must be a list of {canonical: [terms], variants: [terms], harm: true|false}"
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -95,15 +98,21 @@ class Glossary:
         for number, item in enumerate(data, start=1):
             canonical = item.get("canonical") if isinstance(item, dict) else None
             variants = (item.get("variants") or []) if isinstance(item, dict) else None
-            if not isinstance(canonical, list) or not canonical or not isinstance(variants, list):
+            harm = item.get("harm", False) if isinstance(item, dict) else None
+            if not isinstance(canonical, list) or not canonical or not isinstance(variants, list) \
+                    or not isinstance(harm, bool):
                 raise DocumentError(path, f"{shape}; entry {number} is not one")
-            entries.append(GlossaryEntry(tuple(str(t) for t in canonical), tuple(str(t) for t in variants)))
+            entries.append(GlossaryEntry(tuple(str(t) for t in canonical), tuple(str(t) for t in variants), harm))
         return cls(entries)
 
     def matches(self, text: str) -> bool:
         """Whether the text uses any term of the glossary, i.e. speaks the language of chapter 12."""
         norm = normalise_query(text)
         return any(pattern.search(norm) for _, pattern in self._patterns)
+
+    def names_harm(self, text: str) -> bool:
+        """Whether the text speaks of someone being hurt (the groups marked `harm: true`)."""
+        return bool(self._harm) and bool(self._harm.search(normalise_query(text)))
 
     def expand(self, text: str, terms_per_group: int | None = None) -> str:
         """The text followed by the canonical terms (or the first few) of every group it mentions."""

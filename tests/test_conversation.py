@@ -86,6 +86,15 @@ def test_a_vague_question_without_context_is_never_refused(dialog):
     assert reply.kind in ("answer", "vague") and reply.citations
 
 
+@pytest.mark.parametrize("message", ["min sønn blir plaget hver dag i friminuttet, hvem skal jeg ringe?",
+                                     "dottera mi blir slått på bussen, kven ringjer eg?",
+                                     "my daughter is bullied and excluded, who do I call?"])
+def test_someone_who_tells_of_being_hurt_is_never_declined(dialog, message):
+    dialog.handle_button(USER, "r|parent")
+    reply = one(dialog.handle_text(USER, message))
+    assert reply.kind in ("answer", "vague") and reply.citations
+
+
 def test_off_topic_is_declined_politely_without_statsforvalteren(dialog):
     reply = one(dialog.handle_text(USER, "Når er høstferien i år?"))
     assert reply.kind == "decline" and "Statsforvalteren" not in reply.text and not reply.citations

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bot.embed import HashEmbedder
+from bot.errors import DocumentError
 from bot.index import load_index
 from bot.lexical import Glossary, char_ngrams
 from bot.retrieve import Retriever, reciprocal_rank_fusion
@@ -26,6 +27,16 @@ def test_rrf_weights_and_validation():
 def test_char_ngrams_bridge_spelling_variants():
     shared = set(char_ngrams("undersøke")) & set(char_ngrams("undersøkje"))
     assert {" und", "unde", "nder", "ders", "ersø", "rsøk"} <= shared
+
+
+def test_glossary_knows_the_words_for_being_hurt_and_only_those(tmp_path):
+    glossary = Glossary.load(KNOWLEDGE / "glossary.yaml")
+    assert glossary.names_harm("min sønn blir plaget hver dag") and glossary.names_harm("he was hit and excluded")
+    assert not glossary.names_harm("Hva koster SFO?") and not glossary.names_harm("skolen har en chat i appen")
+    bad = tmp_path / "glossary.yaml"
+    bad.write_text("- canonical: [mobbing]\n  variants: [plaget]\n  harm: ja\n", encoding="utf-8")
+    with pytest.raises(DocumentError, match="entry 1"):
+        Glossary.load(bad)
 
 
 def test_glossary_adds_canonical_terms():

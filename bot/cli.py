@@ -114,13 +114,17 @@ def _ask(settings: Settings, args) -> int:
 
 
 def _eval(settings: Settings, args) -> int:
-    from bot.evaluate import evaluate, format_report, load_questions, select
+    from bot.evaluate import evaluate, format_report, load_questions, near_duplicates, select
 
     answerer = _answerer(settings)
     reports = {}
     for file in args.files:
         items, variants = load_questions(Path(file))
-        reports[file] = evaluate(answerer, select(items, args.split), variants, k=args.k)
+        items = select(items, args.split)
+        near = near_duplicates(answerer, items, args.unlike) if args.unlike else {}
+        reports[file] = evaluate(answerer, [i for i in items if str(i.get("id")) not in near], variants, k=args.k)
+        if args.unlike:
+            reports[file]["left_out_near_duplicates"] = near
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[args.files[0]], ensure_ascii=False, indent=2))
         return 0
@@ -128,6 +132,10 @@ def _eval(settings: Settings, args) -> int:
         if len(reports) > 1:
             print(f"== {file}" + (f" ({args.split})" if args.split else ""))
         print(format_report(report))
+        if args.unlike:
+            near = report["left_out_near_duplicates"]
+            print(f"left out, nearly the same as a knowledge-base question (≥ {args.unlike}): "
+                  f"{', '.join(near) or 'none'}")
     return 0
 
 
@@ -312,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("calibrate", "measure"), help="only the items of this split")
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--unlike", type=float, metavar="COSINE",
+                   help="leave out questions this similar (e.g. 0.95) to one of the knowledge base's own questions")
     p.set_defaults(func=_eval)
 
     p = sub.add_parser("calibrate", help="fit the ranking weights on the calibration split of question sets")

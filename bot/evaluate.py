@@ -98,6 +98,21 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
     return report
 
 
+def near_duplicates(answerer: Answerer, items: list[dict], threshold: float) -> dict[str, float]:
+    """Items whose question is nearly the same as one of the knowledge base's own section questions (cosine at
+    or above threshold), with that similarity: a set measured on them partly measures recall of those questions.
+    """
+    vectors = answerer.retriever.index.question_vectors
+    if vectors is None or not len(vectors):
+        return {}
+    near = {}
+    for item in items:
+        best = float((vectors @ answerer.retriever.embed_query(item["question"])).max())
+        if best >= threshold:
+            near[str(item.get("id"))] = round(best, 3)
+    return near
+
+
 def select(items: list[dict], split: str | None) -> list[dict]:
     """Items of one split ('calibrate' or 'measure'); all items when split is None or the set has none."""
     if not split:

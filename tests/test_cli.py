@@ -4,8 +4,10 @@ import io
 import json
 
 import pytest
+import yaml
 
 from bot.cli import main
+from bot.index import load_index
 from paths import DEV_QUESTIONS, REPO
 
 CITATION_KEYS = {"n", "document", "section", "refs", "url", "updated", "text", "score"}
@@ -58,6 +60,19 @@ def test_eval_prints_metrics_per_language(real_settings, capsys):
     assert {"nb", "nn", "en", "other"} <= set(report["groups"])  # languages, then audiences
     assert {"parent", "staff"} <= set(report["groups"])
     assert report["overall"]["questions"] == 40
+
+
+def test_eval_can_leave_out_questions_the_knowledge_base_nearly_asks_itself(real_settings, capsys, tmp_path):
+    items = [{"id": "same", "question": "Hva er aktivitetsplikten?", "expect_refs": ["§ 12-4"]},
+             {"id": "other", "question": "Må læreren min si fra til rektor når jeg forteller at jeg blir plaget?",
+              "expect_refs": ["§ 12-4"]}]
+    own = next(q for record in load_index(real_settings.index_dir).sections for q in record.questions)
+    items[0]["question"] = own  # word for word one of the sections' own questions
+    path = tmp_path / "set.yaml"
+    path.write_text(yaml.safe_dump(items, allow_unicode=True), encoding="utf-8")
+    assert main(["eval", str(path), "--json", "--unlike", "0.99"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["left_out_near_duplicates"]) == ["same"] and report["overall"]["questions"] == 1
 
 
 def test_ask_without_index_says_run_kap12_index(capsys):

@@ -172,6 +172,7 @@ class Retriever:
                 self._recent_vectors.move_to_end(key)
                 return vector
         vector = self.embedder.embed_query(query)
+        vector.setflags(write=False)  # shared from now on: a caller that changed it in place would change others'
         with self._vector_lock:
             self._recent_vectors[key] = vector
             while len(self._recent_vectors) > self.recent_vectors:

@@ -104,8 +104,8 @@ class Retriever:
         audiences = np.array([p.audience for p in index.passages])
         # The pupils' guides explain the rules in plain words without § numbers, by design: there a passage of a
         # section that rests on a rule counts as stating it, or a pupil would always be quoted the adults' text.
-        self._cites = np.array([bool(find_refs(p.text)) or bool(p.readers and p.refs) for p in index.passages],
-                               dtype=bool)
+        self._cites = np.array([bool(find_refs(p.text)) or ("pupil" in p.readers and bool(p.refs))
+                                for p in index.passages], dtype=bool)
 
         def for_role(audience: str, readers, role: str) -> bool:
             # Audience keeps staff material from parents; readers keep the pupils' guide for pupils.

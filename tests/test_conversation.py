@@ -76,8 +76,8 @@ def test_a_follow_up_weighs_more_than_the_question_before_it_and_the_topic_carri
     one(dialog.handle_text(USER, "Hva er aktivitetsplikten?"))
     follow = one(dialog.handle_text(USER, "og hvis det er rektor som mobber?"))
     assert "§ 12-5" in follow.citations[0].refs  # what changed leads, not the duty in general
-    again = one(dialog.handle_text(USER, "hva om det skjer på SFO?"))
-    assert again.kind in ("answer", "vague") and "§ 12-1" in again.citations[0].refs
+    again = one(dialog.handle_text(USER, "og hvis det er en assistent?"))  # still an adult who harms a pupil
+    assert again.kind in ("answer", "vague") and "§ 12-5" in again.citations[0].refs
 
 
 def test_a_vague_question_without_context_is_never_refused(dialog):

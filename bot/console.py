@@ -46,8 +46,8 @@ class ConsoleChat:
         # number → (label, ("button", data) or ("vote", feedback_id, up))
         self.options: dict[int, tuple[str, tuple]] = {}
 
-    def _t(self, key: str, **fmt) -> str:
-        return self.dialog.catalog.get(f"dialog.{key}", self.dialog.language(self.user_id), **fmt)
+    def _t(self, key: str, lang: str | None = None, **fmt) -> str:
+        return self.dialog.catalog.get(f"dialog.{key}", lang or self.dialog.language(self.user_id), **fmt)
 
     def _print(self, text: str = "") -> None:
         print(text, file=self.stdout)
@@ -59,7 +59,7 @@ class ConsoleChat:
             self._print(reply.text)
             if reply.citations:
                 self._print()
-                self._print(self._t("console.sources"))
+                self._print(self._t("console.sources", reply.lang))
                 compact = reply.kind == "flow_step"  # a step: one short line per source; "Kilder" has the rest
                 for line in source_lines(reply.citations, compact=compact):
                     if compact:
@@ -68,12 +68,12 @@ class ConsoleChat:
                         self._print(f"[{line.n}] {line.text}" + (f" {line.url}" if line.url else ""))
             numbered = [(button.label, ("button", button.data)) for row in reply.buttons for button in row]
             if reply.feedback_id:
-                numbered += [(self._t("button.vote_up"), ("vote", reply.feedback_id, True)),
-                             (self._t("button.vote_down"), ("vote", reply.feedback_id, False))]
+                numbered += [(self._t("button.vote_up", reply.lang), ("vote", reply.feedback_id, True)),
+                             (self._t("button.vote_down", reply.lang), ("vote", reply.feedback_id, False))]
             if numbered:
                 self._print()
                 if reply.feedback_id:
-                    self._print(self._t("console.vote_prompt"))
+                    self._print(self._t("console.vote_prompt", reply.lang))
                 for label, action in numbered:
                     number = len(options) + 1
                     options[number] = (label, action)

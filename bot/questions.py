@@ -121,15 +121,16 @@ class Questions:
             lead_notes.append(core.catalog.get("chat.acknowledge", lang))
         text_out = "\n\n".join(lead_notes + [answer.answer])
         if not answer.answered:
-            return [Reply(text_out, [], buttons, kind=answer.kind if answer.kind == "decline" else "refusal")]
+            return [Reply(text_out, [], buttons, kind=answer.kind if answer.kind == "decline" else "refusal",
+                          lang=lang)]
         self._remember(state.user_id, asked, answer.section)
         if answer.kind == "vague":
             text_out = "\n\n".join(lead_notes + [answer.short or answer.answer, core.catalog.get("chat.vague", lang)])
             return [Reply(text_out, list(answer.citations[:1]) if answer.short else list(answer.citations),
-                          buttons, kind="vague")]
+                          buttons, kind="vague", lang=lang)]
         citations = list(answer.citations)
         feedback_id = core.feedback.remember(state.user_id, citations) if citations else None
-        return [Reply(text_out, citations, buttons, kind="answer", feedback_id=feedback_id)]
+        return [Reply(text_out, citations, buttons, kind="answer", feedback_id=feedback_id, lang=lang)]
 
     def _buttons(self, state, answer, lang: str) -> list[list[Button]]:
         core = self.core
@@ -159,7 +160,7 @@ class Questions:
         core.store.record_urgent()
         rows = [[Button(core.catalog.get("safety.button.go_on", lang), "x|go")]]
         rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
-        return [Reply(answer.answer, [], rows, kind="urgent", help=list(answer.help))]
+        return [Reply(answer.answer, [], rows, kind="urgent", help=list(answer.help), lang=lang)]
 
     def _chat(self, state, answer) -> list[Reply]:
         core, lang, intent = self.core, answer.lang, answer.intent or "greeting"

@@ -50,3 +50,6 @@ class Reply:
     kind: str = "info"  # info | answer | vague | urgent | decline | refusal | flow_step | menu | error
     feedback_id: str | None = None  # set on answers: channels offer 👍/👎 for it
     help: list[dict] = field(default_factory=list)  # urgent: the help numbers shown ({"number", "name"})
+    # The language of this reply when it is not the conversation's (an English answer in a bokmål session):
+    # channels label its sources and 👍/👎 in it, and the web page marks it for screen readers.
+    lang: str | None = None

@@ -433,11 +433,15 @@ async def _send(update: Update, context: ContextTypes.DEFAULT_TYPE, replies: lis
     """Render and send the core's replies; in groups the core's buttons are left out."""
     if update.effective_chat is None:  # a press under an inline-mode message; this bot sends none
         return
-    labels = Labels.from_catalog(context.bot_data["dialog"].catalog, lang)
+    catalog = context.bot_data["dialog"].catalog
+    labels = {lang: Labels.from_catalog(catalog, lang)}
     private = _is_private(update)
     chat_id = update.effective_chat.id
     for reply in replies:
-        for message in render_reply(reply, labels, with_buttons=private):
+        reply_lang = reply.lang or lang  # an English answer in a bokmål chat: "Sources", "Helpful"
+        if reply_lang not in labels:
+            labels[reply_lang] = Labels.from_catalog(catalog, reply_lang)
+        for message in render_reply(reply, labels[reply_lang], with_buttons=private):
             await _deliver("sendMessage", update.update_id, functools.partial(
                 context.bot.send_message, chat_id, message.html, reply_markup=message.keyboard))
 

@@ -164,6 +164,7 @@ def reply_json(reply: Reply) -> dict:
         "buttons": [[{"label": b.label, "data": b.data} for b in row] for row in reply.buttons],
         "feedback_id": reply.feedback_id,
         "help": [help_json(item) for item in reply.help],
+        "lang": reply.lang,
     }
 
 

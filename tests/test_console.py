@@ -125,3 +125,11 @@ def test_without_an_index_the_chat_says_how_to_fix_it(settings):
     code = run_chat(settings, None, stdin=io.StringIO("hei\n"), stdout=out)
     assert code == 1
     assert "kap12 index" in out.getvalue()
+
+
+def test_an_english_answer_in_a_bokmal_session_is_labelled_in_english(settings, make_dialog):
+    code, out = chat(settings, make_dialog(), "1\nWhat is an aktivitetsplan?\n")
+    assert code == 0
+    answer = out.split("What is an aktivitetsplan?", 1)[1]
+    assert t("console.sources", "en") in answer and t("console.vote_prompt", "en") in answer
+    assert t("button.vote_up", "en") in answer and t("console.sources") not in answer

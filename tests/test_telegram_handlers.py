@@ -255,6 +255,16 @@ async def test_question_gets_citations_and_feedback_buttons_and_a_vote_is_stored
     assert request.texts() == [CATALOG.get("dialog.vote_already")]
 
 
+async def test_an_english_answer_in_a_bokmal_chat_is_labelled_in_english(bot):
+    app, request, _ = bot
+    await app.process_update(message(app, "What is an aktivitetsplan?"))
+    answer = request.texts()[0]
+    assert CATALOG.get("telegram.sources", "en") in answer and CATALOG.get("telegram.sources", "nb") not in answer
+    labels = [b["text"] for p in request.sent() for row in (p.get("reply_markup") or {}).get("inline_keyboard", [])
+              for b in row]
+    assert CATALOG.get("telegram.vote_up", "en") in labels
+
+
 @pytest.mark.parametrize("data", ["s|nope|x|9", "f|../../etc", "fb|x|abc", "totally forged ø", "a|b|c|d|e"])
 async def test_forged_or_stale_button_data_gets_a_calm_reply(bot, data):
     app, request, _ = bot

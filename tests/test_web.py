@@ -143,7 +143,7 @@ async def test_a_question_gets_an_answer_with_citations(server):
     assert all(c["url"] is None or c["url"].startswith(("https://", "http://")) for c in answer["citations"])
     assert any(c["url"] for c in answer["citations"])
     assert set(answer["citations"][0]) == {"n", "document", "section", "refs", "url", "updated"}
-    assert data["lang"] == "nb"
+    assert data["lang"] == "nb" and answer["lang"] == "nb"
     # 👍 on that answer is taken once
     response, voted = await client.post("vote", {"id": answer["feedback_id"], "up": True})
     assert response.code == 200 and voted["replies"][0]["text"]
@@ -538,3 +538,12 @@ def test_users_run_side_by_side_and_one_users_calls_never_interleave():
     assert core.most_at_once == 2  # a and b at the same time
     assert core.most_per_user == 1  # never two of a's (or b's) calls at once
     assert dialog._locks == {}  # nothing kept per user afterwards
+
+
+async def test_an_english_answer_in_a_bokmal_session_says_it_is_english(server):
+    client = server.client()
+    await start_as_parent(client)
+    response, data = await client.post("message", {"text": "What is an aktivitetsplan?", "lang": "nb"})
+    assert response.code == 200 and data["replies"][0]["kind"] in ("answer", "vague", "refusal", "urgent")
+    assert data["replies"][0]["lang"] == "en"  # the page labels it and marks it English for screen readers
+    assert data["lang"] == "nb"  # the session stays bokmål until the user takes the offer to switch

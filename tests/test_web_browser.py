@@ -205,6 +205,18 @@ def test_role_question_answer_with_source_link(browser, web, catalog):
     visitor.close()
 
 
+def test_an_english_answer_in_a_bokmal_session_is_marked_and_labelled_english(chat, catalog):
+    chat.press(catalog.get("dialog.role.parent", "nb"))
+    chat.ask("What is an aktivitetsplan?")
+    reply = chat.last()
+    assert reply.get_attribute("lang") == "en"  # screen readers read it as English
+    assert chat.page.locator("html").get_attribute("lang") == "nb"  # the page stays bokmål
+    if reply.locator(".sources-title").count():
+        assert reply.locator(".sources-title").text_content() == catalog.get("web.sources", "en")
+    if reply.locator(".vote button").count():
+        assert reply.locator(".vote button").first.text_content() == catalog.get("web.vote_up", "en")
+
+
 def test_walkthrough_forward_and_back(chat, catalog):
     chat.press(catalog.get("dialog.role.parent", "nb"))
     chat.after(chat.last().locator("button").first.click)  # the parents' walkthrough, first in the menu

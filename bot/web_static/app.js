@@ -22,8 +22,8 @@
     return node;
   }
 
-  function t(key, values) {
-    var table = (labels && (labels[lang] || labels.nb)) || {};
+  function t(key, values, inLang) {
+    var table = (labels && ((inLang && labels[inLang]) || labels[lang] || labels.nb)) || {};
     var text = table[key] || "";
     Object.keys(values || {}).forEach(function (name) {
       text = text.split("{" + name + "}").join(String(values[name]));
@@ -129,9 +129,9 @@
     return section || c.document || "";
   }
 
-  function renderCitations(parent, citations) {
+  function renderCitations(parent, citations, inLang) {
     var box = el("div", "sources");
-    box.appendChild(el("p", "sources-title", t("sources")));
+    box.appendChild(el("p", "sources-title", t("sources", null, inLang)));
     var list = el("ol");
     citations.forEach(function (c) {
       var item = el("li");
@@ -142,14 +142,14 @@
         link.href = c.url;
         link.target = "_blank";
         link.rel = "noopener noreferrer";
-        link.appendChild(el("span", "visually-hidden", " " + t("opens_new_tab")));
+        link.appendChild(el("span", "visually-hidden", " " + t("opens_new_tab", null, inLang)));
         item.appendChild(link);
       } else {
         item.appendChild(el("span", null, title));
       }
       var notes = [];
       if (c.refs && c.refs.length) { notes.push(c.refs.join(", ")); }
-      if (c.updated) { notes.push(t("updated", { date: c.updated })); }
+      if (c.updated) { notes.push(t("updated", { date: c.updated }, inLang)); }
       if (notes.length) { item.appendChild(el("span", "notes", " (" + notes.join("; ") + ")")); }
       list.appendChild(item);
     });
@@ -193,10 +193,10 @@
     parent.appendChild(box);
   }
 
-  function renderVote(parent, feedbackId) {
+  function renderVote(parent, feedbackId, inLang) {
     var box = el("div", "vote");
     [true, false].forEach(function (up) {
-      var button = el("button", "choice small", t(up ? "vote_up" : "vote_down"));
+      var button = el("button", "choice small", t(up ? "vote_up" : "vote_down", null, inLang));
       button.type = "button";
       button.addEventListener("click", function () {
         box.remove();
@@ -213,9 +213,9 @@
     for (var i = 0; i < old.length; i++) { old[i].disabled = true; }
   }
 
-  function addBubble(who, className) {
+  function addBubble(who, className, inLang) {
     var item = el("div", "msg " + className);
-    item.setAttribute("lang", lang);
+    item.setAttribute("lang", inLang || lang);
     item.appendChild(el("p", "who visually-hidden", who + ":"));
     $("log").appendChild(item);
     return item;
@@ -229,14 +229,16 @@
 
   function addReply(reply) {
     var kind = /^[a-z_]+$/.test(reply.kind || "") ? reply.kind : "info";
-    var item = addBubble(t("bot"), "bot kind-" + kind);
+    // An English answer in a bokmål session is marked and labelled in English (screen readers, "Sources").
+    var replyLang = labels && labels[reply.lang] ? reply.lang : lang;
+    var item = addBubble(t("bot"), "bot kind-" + kind, replyLang);
     var help = Array.isArray(reply.help) ? reply.help : [];
     var linked = appendText(item, reply.text, help);
     var rest = help.filter(function (h) { return linked.indexOf(h) < 0; });
     if (rest.length) { renderHelp(item, rest); }
-    if (reply.citations && reply.citations.length) { renderCitations(item, reply.citations); }
+    if (reply.citations && reply.citations.length) { renderCitations(item, reply.citations, replyLang); }
     if (reply.buttons && reply.buttons.length) { renderButtons(item, reply.buttons); }
-    if (reply.feedback_id) { renderVote(item, reply.feedback_id); }
+    if (reply.feedback_id) { renderVote(item, reply.feedback_id, replyLang); }
     return item;
   }
 

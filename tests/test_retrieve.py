@@ -104,6 +104,11 @@ def test_a_section_for_a_narrower_situation_leads_only_when_the_question_names_i
         assert flags == sorted(flags), question  # every general section before any narrow one
     accused = retriever.search("sønnen min blir beskyldt for å mobbe en annen gutt", "parent", k=3)
     assert any(is_narrow(h) and "beskyldt" in h.passage.section for h in accused)
+    for question in ("jeg blir mobbet", "eg blir mobba", "i am being bullied"):  # a pupil about themselves
+        flags = [is_narrow(h) for h in retriever.search(question, "pupil", k=10)]
+        assert flags == sorted(flags), question  # "if you see someone else being hurt" comes after the rest
+    bystander = retriever.search("vennen min blir mobbet, skal jeg si fra?", "pupil", k=10)
+    assert any(is_narrow(h) and "noen andre" in h.passage.section for h in bystander)
 
 
 def test_situations_are_data_and_an_unknown_one_is_named(tmp_path):

@@ -71,7 +71,7 @@ def test_a_follow_up_is_read_with_the_previous_question(dialog):
     assert alone.kind in ("answer", "vague")  # without anything before it, still a question about the topic
 
 
-def test_a_follow_up_weighs_more_than_the_question_before_it_and_the_topic_carries_on(dialog):
+def test_follow_ups_about_an_adult_at_school_lead_with_the_stricter_duty(dialog):
     dialog.handle_button(USER, "r|parent")
     one(dialog.handle_text(USER, "Hva er aktivitetsplikten?"))
     follow = one(dialog.handle_text(USER, "og hvis det er rektor som mobber?"))

@@ -24,8 +24,12 @@ _MARKERS = {
            "det", "er", "og", "på", "har", "skal", "kan", "til", "av", "ho", "han", "blir", "sonen", "dottera",
            "når", "kor", "lærar", "læraren", "vi", "meg", "deg", "frå", "mykje", "no", "gjer", "dei", "ein",
            "eit", "berre", "heile", "sjølv", "kjem", "fekk", "vere", "gjere"},
-    "other": {"jest", "nie", "szkoła", "szkole", "moje", "dziecko", "się", "jak", "co", "ardayga", "iskuulka",
-              "waxaa", "maxaa", "waa", "ma", "iyo", "aan", "wiilkayga", "gabadhayda", "macallinka"},
+    # Polish (also typed without diacritics) and Somali. "in" is Somali too, so it decides for neither.
+    "other": {"jest", "nie", "szkoła", "szkole", "szkola", "moje", "moj", "moja", "dziecko", "się", "jak", "co",
+              "czy", "syn", "corka", "nauczyciel", "gdzie", "kto", "dlaczego",
+              "ardayga", "iskuulka", "waxaa", "maxaa", "waa", "ma", "iyo", "aan", "wiilkayga", "gabadhayda",
+              "macallinka", "dugsiga", "dugsigu", "ayaa", "ayaan", "maxay", "maxaan", "sidee", "xaggee", "haddii",
+              "waxba", "wax", "oo", "ka", "la", "u", "inuu", "ilmahayga", "kale", "weli", "in"},
 }
 
 

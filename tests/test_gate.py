@@ -95,6 +95,10 @@ def test_local_documents_only_where_the_municipality_is_set(tmp_path):
         ("Мого сина цькують у школі", "other"),
         ("ابني يتعرض للتنمر في المدرسة", "other"),
         ("Wiilkayga waxaa lagu caayaa iskuulka", "other"),
+        ("dugsigu waxba kama qabanayo, maxaan sameeyaa", "other"),  # Somali with none of the old markers
+        ("gabadhayda in la caayo ma joojin karaan", "other"),  # Somali "in" is no English marker
+        ("czy szkola musi cos zrobic? moj syn jest bity", "other"),  # Polish typed without diacritics
+        ("What can I do in this case?", "en"),
         ("hei", ""),
         ("😭😭😭", ""),
     ],

@@ -29,7 +29,7 @@ _MARKERS = {
               "czy", "syn", "corka", "nauczyciel", "gdzie", "kto", "dlaczego",
               "ardayga", "iskuulka", "waxaa", "maxaa", "waa", "ma", "iyo", "aan", "wiilkayga", "gabadhayda",
               "macallinka", "dugsiga", "dugsigu", "ayaa", "ayaan", "maxay", "maxaan", "sidee", "xaggee", "haddii",
-              "waxba", "wax", "oo", "ka", "la", "u", "inuu", "ilmahayga", "kale", "weli", "in"},
+              "waxba", "wax", "oo", "ka", "inuu", "ilmahayga", "kale", "weli", "in"},
 }
 
 

@@ -210,9 +210,9 @@ def test_section_source_lines_become_the_citation_link(tmp_path):
 
 ANSWER_BLOCK = """```answer
 short:
-  nb: "Ja, skolen må melde fra til rektor."
-  nn: "Ja, skulen må melde frå til rektor."
-  en: "Yes, the school must tell the principal."
+  nb: "Skolen må melde fra til rektor."
+  nn: "Skulen må melde frå til rektor."
+  en: "The school must tell the principal."
 questions:
   - "må læreren si det til rektor?"
   - "Skal kontaktlæraren melde frå?"
@@ -227,7 +227,7 @@ def test_answer_block_gives_the_section_its_short_answer_and_questions_and_leave
     path = write_md(tmp_path, "a.md", f"## Melde fra\n\n{ANSWER_BLOCK}\nMeld fra til rektor.\n\n## Annet\n\nTekst.\n")
     doc = read_document(path)
     first, second = doc.sections
-    assert first.short["en"] == "Yes, the school must tell the principal."
+    assert first.short["en"] == "The school must tell the principal."
     assert len(first.questions) == 5 and "does the teacher have to report it" in first.questions
     assert first.text == "Meld fra til rektor." and "```" not in first.text and "short" not in first.text
     assert second.short is None and second.questions == ()
@@ -236,10 +236,10 @@ def test_answer_block_gives_the_section_its_short_answer_and_questions_and_leave
 @pytest.mark.parametrize(
     "block, problem",
     [
-        (ANSWER_BLOCK.replace('  en: "Yes, the school must tell the principal."\n', ""), "nb, nn and en"),
+        (ANSWER_BLOCK.replace('  en: "The school must tell the principal."\n', ""), "nb, nn and en"),
         ("\n".join(line for line in ANSWER_BLOCK.split("\n") if "læreren" not in line), "2 questions"),
         (ANSWER_BLOCK.replace("short:", "short: [oops"), "not valid YAML"),
-        (ANSWER_BLOCK.replace("Ja, skolen må melde fra til rektor.", "x" * 500), "500 characters"),
+        (ANSWER_BLOCK.replace("Skolen må melde fra til rektor.", "x" * 500), "500 characters"),
         (ANSWER_BLOCK.rstrip("`\n"), "never closed"),
         (ANSWER_BLOCK.replace("```\n", 'when: "accused"\n```\n', 1),
          "'when' must be a list"),

@@ -111,6 +111,9 @@ def test_the_plan_template_lives_outside_the_knowledge_base():
     assert not list(KNOWLEDGE.rglob("mal-plan*"))
 
 
+YES_NO_OPENING = re.compile(r"(ja|nei|yes|no)\s*[,.:;!–-]", re.IGNORECASE)
+
+
 @pytest.mark.parametrize("path", GENERIC_DOCUMENTS, ids=lambda p: p.stem)
 def test_every_section_answers_a_question_in_three_languages(path):
     doc = next(d for d in documents() if d.path == path)
@@ -119,6 +122,10 @@ def test_every_section_answers_a_question_in_three_languages(path):
         assert section.short and set(section.short) == set(DOC_LANGUAGES), where
         assert all(len(text) <= 400 and text.strip() for text in section.short.values()), where
         assert len(section.questions) >= 5, where
+        # A short answer leads for every question its section is found for: "Ja," after "hva gjør jeg?" answers
+        # nothing, and after a yes/no question it was not written for ("Kan skolen avvise det?") it misleads.
+        for text in section.short.values():
+            assert not YES_NO_OPENING.match(text), f"{where}: {text[:40]}"
 
 
 def test_no_question_is_written_for_two_sections():

@@ -321,9 +321,9 @@ class Answerer:
 
     def classify(self, query: str, query_vec: np.ndarray, hits: list[Hit], role: str) -> tuple[str, dict]:
         """'in', 'vague', 'chat' or 'out', with what the decision rested on."""
-        sims = self.retriever.section_similarities(query_vec, role)
-        q_max = float(sims.max()) if len(sims) else 0.0
-        p_max = max((h.dense for h in hits), default=0.0)
+        # Whether a message is about the school environment does not depend on who asks: the gate was trained on
+        # closeness to every section's question and passage, so it reads the same here (not the role's view).
+        q_max, p_max = self.retriever.closest_question(query_vec), self.retriever.closest_passage(query_vec)
         facts: dict = {"question_similarity": q_max, "passage_similarity": p_max}
         exact = self._chat_phrases.get(normalise_query(query))
         if exact:  # "takk", "meny", "hei": known phrases need no model

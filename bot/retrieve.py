@@ -188,6 +188,15 @@ class Retriever:
         np.maximum.at(best, self.index.question_section, vectors @ query_vec)
         return np.where(self._section_allowed[role], best, -1.0)
 
+    def closest_question(self, query_vec: np.ndarray) -> float:
+        """Similarity of the closest question of any section, whoever may read it (0 without questions)."""
+        vectors = self.index.question_vectors
+        return float((vectors @ query_vec).max()) if vectors is not None and len(vectors) else 0.0
+
+    def closest_passage(self, query_vec: np.ndarray) -> float:
+        """Similarity of the closest passage, whoever may read it (0 for an empty index)."""
+        return float((self.index.vectors @ query_vec).max()) if len(self.index.passages) else 0.0
+
     def _question_ranking(self, section_sims: np.ndarray, query_vec: np.ndarray) -> list[int]:
         """Passages of the sections whose questions are closest, best section first, best passage first."""
         ranking: list[int] = []

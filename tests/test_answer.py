@@ -228,3 +228,22 @@ def test_the_same_content_is_not_quoted_twice(answerer, question):
     for i, a in enumerate(quotes):
         for b in quotes[i + 1 :]:
             assert len(a & b) / len(a | b) <= 0.5
+
+
+@pytest.mark.parametrize("question", [
+    "Stemmer det at skolen har fem dager på seg?",  # its closest question is in the pupils' guide
+    "Hvor mange dager permisjon kan vi få?",
+    "Hva må stå i en aktivitetsplan?",
+    "takk for hjelpen",
+])
+def test_the_scope_decision_does_not_depend_on_who_asks(answerer, question):
+    vec = answerer.retriever.embed_query(question)
+    decisions = {role: answerer.classify(question, vec, answerer.retriever.search(question, role, query_vec=vec),
+                                         role)[0] for role in ("parent", "pupil", "staff", "new_teacher")}
+    assert len(set(decisions.values())) == 1, decisions
+
+
+def test_a_parent_asking_about_the_five_days_myth_is_answered(answerer):
+    answer = answerer.ask("Stemmer det at skolen har fem dager på seg?", role="parent")
+    assert answer.answered and answer.kind in ("answer", "vague")
+    assert "snar" in answer.answer.lower()

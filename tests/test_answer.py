@@ -247,3 +247,16 @@ def test_a_parent_asking_about_the_five_days_myth_is_answered(answerer):
     answer = answerer.ask("Stemmer det at skolen har fem dager på seg?", role="parent")
     assert answer.answered and answer.kind in ("answer", "vague")
     assert "snar" in answer.answer.lower()
+
+
+@pytest.mark.parametrize("question,old_law", [
+    ("mobbing", False),
+    ("barnet mitt blir mobbet, hva gjør jeg?", False),
+    ("hva må skolen gjøre når noen blir plaget?", False),
+    ("hva skjedde med kapittel 9A?", True),
+    ("Skolen viser til § 9 A-4 i brevet sitt. Gjelder den fortsatt?", True),
+])
+def test_the_old_law_leads_only_when_the_question_is_about_it(answerer, question, old_law):
+    answer = answerer.ask(question)
+    assert answer.answered and answer.citations
+    assert (answer.citations[0].document == "Fra kapittel 9 A til kapittel 12") is old_law, answer.citations[0].section

@@ -37,6 +37,7 @@ FEATURES = (
     "staff_document",  # a staff document, for a staff reader
     "document_intro",  # the document's untitled opening section
     "cites_rule",  # the passage names a § (pupils' guides: its section rests on one), so it states the rule
+    "heading_names_asked_rule",  # the question names a § and the passage's heading does too ("hva sier § 12-4?")
 )
 # Signals that may only help: the labels come from Norwegian key terms, which the English and pupils' guides
 # use less, so a free fit learns to rank them below the adults' Norwegian text – the wrong lesson for a reader

@@ -104,6 +104,7 @@ class Retriever:
         audiences = np.array([p.audience for p in index.passages])
         # The pupils' guides explain the rules in plain words without § numbers, by design: there a passage of a
         # section that rests on a rule counts as stating it, or a pupil would always be quoted the adults' text.
+        self._heading_refs = [set(find_refs(" ".join(p.headings))) for p in index.passages]
         self._cites = np.array([bool(find_refs(p.text)) or ("pupil" in p.readers and bool(p.refs))
                                 for p in index.passages], dtype=bool)
 
@@ -276,9 +277,17 @@ class Retriever:
             "staff_document": np.array([staff_reader and p.audience == "staff" for p in passages]),
             "document_intro": np.array([not p.headings for p in passages]),
             "cites_rule": self._cites[ids_arr],
+            "heading_names_asked_rule": self._heading_names(query, ids),
         }
         matrix = np.stack([np.asarray(columns[name], dtype=np.float32) for name in FEATURES], axis=1)
         return ids, matrix
+
+    def _heading_names(self, query: str, ids: list[int]) -> np.ndarray:
+        """Per candidate: its heading names a § the question names (the section about that very rule)."""
+        asked = set(find_refs(query))
+        if not asked:
+            return np.zeros(len(ids), dtype=bool)
+        return np.array([bool(asked & self._heading_refs[i]) for i in ids], dtype=bool)
 
     def _unnamed_situations(self, query: str, candidates) -> set[int]:
         """Candidates whose section is for a situation (its `when` words) that the query does not name."""

@@ -102,6 +102,19 @@ def test_candidate_features_have_one_row_per_candidate(index):
     assert set(np.unique(same_language)) <= {0.0, 1.0}
 
 
+def test_a_heading_that_names_the_rule_asked_about_is_a_signal(index):
+    retriever = Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
+    column = FEATURES.index("heading_names_asked_rule")
+    for query, rule in (("hva sier § 12-5?", "§ 12-5"), ("hva sier paragraf 12-6 om klage", "§ 12-6")):
+        ids, matrix = retriever.candidate_features(query, "parent", retriever.embed_query(query))
+        flagged = {i for i, flag in zip(ids, matrix[:, column], strict=True) if flag}
+        assert flagged, query
+        assert all(rule in " ".join(index.passages[i].headings) for i in flagged)
+    query = "skolen gjør ingenting med mobbingen"  # names no rule: the signal is silent
+    _, matrix = retriever.candidate_features(query, "parent", retriever.embed_query(query))
+    assert not matrix[:, column].any()
+
+
 def test_kap12_calibrate_fits_and_saves_the_model(hash_settings, tmp_path, capsys):
     questions = tmp_path / "set.yaml"
     items = [

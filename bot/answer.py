@@ -232,6 +232,9 @@ FOLLOW_UP_INTENTS = ("followup_what_if", "followup_meaning")
 SECOND_QUOTE_MARGIN = 0.03
 # A passage in the user's language is preferred over a closer one in another language within this margin.
 LANGUAGE_MARGIN = 0.03
+# Readers whose own guide leads an answer when one of its passages is among the first few hits.
+OWN_GUIDE_FIRST = ("pupil",)
+OWN_GUIDE_WITHIN = 3
 
 
 class Answerer:
@@ -420,9 +423,20 @@ class Answerer:
         ordered = sorted(near, key=lambda h: h.passage.language != lang)  # stable: relevance order otherwise
         return ordered + [h for h in hits if h not in ordered]
 
+    @staticmethod
+    def _own_guide_first(hits: list[Hit], role: str, lang: str) -> list[Hit]:
+        """For a pupil: a passage of a guide written for pupils, in their language, leads when it is in the top
+        three. The law explained is for adults; "jeg blir mobbet" should open with whom to tell, in a pupil's
+        words, not with "Det er eleven selv som avgjør …"."""
+        if role not in OWN_GUIDE_FIRST or not hits or role in hits[0].passage.readers:
+            return hits
+        own = next((h for h in hits[:OWN_GUIDE_WITHIN] if role in h.passage.readers and h.passage.language == lang),
+                   None)
+        return hits if own is None else [own] + [h for h in hits if h is not own]
+
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
                  *, vague: bool) -> Answer:
-        hits_for_reader = self._in_language_first(hits, lang)
+        hits_for_reader = self._own_guide_first(self._in_language_first(hits, lang), role, lang)
         lead = hits_for_reader[0]
         record = self._section_of(lead)
         short = (record.short or {}).get(lang) if record else None

@@ -260,3 +260,14 @@ def test_the_old_law_leads_only_when_the_question_is_about_it(answerer, question
     answer = answerer.ask(question)
     assert answer.answered and answer.citations
     assert (answer.citations[0].document == "Fra kapittel 9 A til kapittel 12") is old_law, answer.citations[0].section
+
+
+@pytest.mark.parametrize("question,lang", [
+    ("jeg blir mobbet", "nb"), ("hjelp jeg blir mobbet", "nb"), ("eg blir mobba heile tida", "nn"),
+    ("i'm being bullied at school", "en"),
+])
+def test_a_pupil_is_answered_from_the_pupils_guide_in_their_language(answerer, question, lang):
+    answer = answerer.ask(question, role="pupil", lang=lang)
+    assert answer.answered and answer.citations
+    lead = next(p for p in answerer.index.passages if p.id == answer.citations[0].passage_id)
+    assert "pupil" in lead.readers and lead.language == lang, answer.citations[0].section

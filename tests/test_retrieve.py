@@ -46,6 +46,23 @@ def test_glossary_adds_canonical_terms():
     assert glossary.expand("hva er klokka") == "hva er klokka"
 
 
+@pytest.mark.parametrize("message,term", [
+    ("Kan vi få tolk på møtet?", "tolkeloven"), ("Czy szkoła musi zapewnić tłumacza?", "tolk"),
+    ("Чи має школа надати перекладача?", "tolk"), ("هل يحق لي الحصول على مترجم؟", "tolk"),
+    ("Dugsigu ma i siinayaa turjubaan?", "tolk"), ("Córka jest nękana w szkole", "mobbing"),
+    ("Мою доньку цькують у школі", "mobbing"), ("ابني يتعرض للتنمر", "mobbing"),
+    ("Skolen foreslår at vi bytter skole", "skolebytte"), ("Gjelder reglene på leirskulen?", "leirskole"),
+])
+def test_the_glossary_reaches_the_norwegian_terms_from_other_languages(message, term):
+    assert term in Glossary.load(KNOWLEDGE / "glossary.yaml").expand(message)[len(message):]
+
+
+def test_a_word_that_only_looks_like_a_term_is_not_expanded():
+    glossary = Glossary.load(KNOWLEDGE / "glossary.yaml")
+    message = "naboen tolker det som en spøk"  # "tolke" = interpret, not interpreter
+    assert glossary.expand(message) == message
+
+
 @pytest.fixture
 def retriever(hash_index_dir):
     index = load_index(hash_index_dir, HashEmbedder())

@@ -271,3 +271,16 @@ def test_a_pupil_is_answered_from_the_pupils_guide_in_their_language(answerer, q
     assert answer.answered and answer.citations
     lead = next(p for p in answerer.index.passages if p.id == answer.citations[0].passage_id)
     assert "pupil" in lead.readers and lead.language == lang, answer.citations[0].section
+
+
+@pytest.mark.parametrize("question,role,physical", [
+    ("eg blir mobba av nokon i klassen", "pupil", False),
+    ("i'm bullied by someone in my class", "pupil", False),
+    ("barnet mitt blir plaget i klasserommet", "parent", False),
+    ("det er mugg i klasserommet og hun får hodepine", "parent", True),
+    ("doen på skolen har ikke lås og den er så ekkel", "pupil", True),
+    ("the classroom is freezing in winter, can we complain?", "parent", True),
+])
+def test_the_building_leads_only_when_the_question_is_about_it(answerer, question, role, physical):
+    hit = answerer.retriever.search(question, role, k=1)[0]
+    assert ("§ 12-7" in hit.passage.refs) is physical, hit.passage.section

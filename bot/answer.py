@@ -105,13 +105,26 @@ _CAVEAT = re.compile(r"ikke bekreftet|ikkje stadfest|må sjekkes|sjekk det|not c
 _LEANING = re.compile(r"^(den|det|dette|denne|disse|de|dei|han|hun|ho|slike|da|så|it|this|these|they|that)\b", re.I)
 
 
+def quotable_units(text: str) -> list[str]:
+    """Sentences, except that a list item is one unit: its second sentence read alone ("For you if you are
+    under 18 …") has lost what it is about (the help line named before it)."""
+    units: list[str] = []
+    for line in text.split("\n"):
+        line = line.strip()
+        if line.startswith(("-", "•")):
+            units.append(line)
+        elif line:
+            units += split_sentences(line)
+    return units
+
+
 def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASSAGE) -> list[str]:
     """The run of consecutive sentences that shares the most character n-grams with the question.
 
     Consecutive, because a quote read on its own must make sense: a run never starts with a sentence that
     leans on the one before ("Den …", "Dette …"), and a lead-in ending with ':' brings its list lines.
     """
-    sentences = split_sentences(passage.text)
+    sentences = quotable_units(passage.text)
     if len(sentences) <= limit:
         return sentences
     query_grams = set(char_ngrams(query))

@@ -284,3 +284,25 @@ def test_a_pupil_is_answered_from_the_pupils_guide_in_their_language(answerer, q
 def test_the_building_leads_only_when_the_question_is_about_it(answerer, question, role, physical):
     hit = answerer.retriever.search(question, role, k=1)[0]
     assert ("§ 12-7" in hit.passage.refs) is physical, hit.passage.section
+
+
+def test_a_list_item_is_quoted_whole():
+    from bot.answer import quotable_units
+
+    text = ("Her får du hjelp:\n- 116 111 – Alarmtelefonen. For deg under 18. Gratis.\n"
+            "- 112 – Politiet. Når noen er i fare.\nDet er aldri din feil. Si det til en voksen.")
+    assert quotable_units(text) == [
+        "Her får du hjelp:", "- 116 111 – Alarmtelefonen. For deg under 18. Gratis.",
+        "- 112 – Politiet. Når noen er i fare.", "Det er aldri din feil.", "Si det til en voksen.",
+    ]
+
+
+@pytest.mark.parametrize("question,crisis", [
+    ("im being bullied and i dont know who to tell", False),
+    ("jeg vil ikke gå på skolen lenger", False),
+    ("finnes det et nummer jeg kan ringe anonymt?", True),
+])
+def test_the_pupils_crisis_section_leads_only_when_asked_for(answerer, question, crisis):
+    hits = answerer.retriever.search(question, "pupil", k=3)
+    in_crisis = ["Hjelp n" in h.passage.section or "Help now" in h.passage.section for h in hits]
+    assert (in_crisis[0] if crisis else not any(in_crisis)), [h.passage.section for h in hits]

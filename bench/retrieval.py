@@ -4,8 +4,8 @@
     python bench/retrieval.py --synthetic 0   # shipped knowledge base only
 
 Figures on the shipped base: warm answer latency p50/p95 (Answerer.ask, safety check and scope gate
-included), the slowest single message among hostile ones (10,000 characters, 1,000 '&', an emoji flood),
-cold start to first answer
+included), the slowest single message among hostile ones (10,000 characters, 1,000 '&', an emoji flood), a
+short follow-up read together with the question before it, cold start to first answer
 (`kap12 ask` in a fresh process), full and incremental (one document changed) index build, peak RSS of
 the answering process. On the synthetic corpus the dense side uses random unit vectors (as allowed by the
 issue) while the question is embedded by the real model, so the figure includes a real query embedding,
@@ -131,6 +131,17 @@ def bench_shipped(workdir: Path, rounds: int) -> None:
         worst.append(((time.perf_counter() - started) * 1000, name))
     ms, name = max(worst)
     print(f"  slowest single message:  {ms:6.1f} ms  ({name}; " + ", ".join(f"{n} {m:.0f} ms" for m, n in worst) + ")")
+    # A follow-up is read together with the question before it: both are embedded (no vector is kept here).
+    before = ("Datteren min på 11 blir holdt utenfor av jentene i klassen hver dag, og kontaktlæreren sier at det "
+              "bare er en konflikt som går over av seg selv. Hva må skolen gjøre, og hvor fort må de gjøre det?")
+    follow_ups = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        answerer.ask("og hvis det er læreren?", context=before)
+        follow_ups.append((time.perf_counter() - started) * 1000)
+    f50, f95 = percentiles(follow_ups)
+    print(f"  follow-up with context:  p50 {f50:6.1f} ms   p95 {f95:6.1f} ms  (a short follow-up after a "
+          f"{len(before)}-character question, both embedded)")
 
 
 def synthetic_passages(n: int, seed: int = 7) -> list[Passage]:

@@ -195,8 +195,12 @@ class Retriever:
         return float((vectors @ query_vec).max()) if vectors is not None and len(vectors) else 0.0
 
     def closest_passage(self, query_vec: np.ndarray) -> float:
-        """Similarity of the closest passage, whoever may read it (0 for an empty index)."""
-        return float((self.index.vectors @ query_vec).max()) if len(self.index.passages) else 0.0
+        """Similarity of the closest passage, whoever may read it (0 for an empty index); faiss, so a large
+        corpus (HNSW) is not scanned whole."""
+        if not len(self.index.passages):
+            return 0.0
+        scores, _ = self.index.dense.search(query_vec[None, :].astype(np.float32), 1)
+        return float(scores[0, 0])
 
     def _question_ranking(self, section_sims: np.ndarray, query_vec: np.ndarray) -> list[int]:
         """Passages of the sections whose questions are closest, best section first, best passage first."""

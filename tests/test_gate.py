@@ -11,7 +11,9 @@ from bot.gate import CLASSES, Gate, ScopeData, similarity_features, train_gate
 from bot.index import build_index, load_index, serves
 from bot.ingest import load_documents
 from bot.language import detect_language
-from paths import KNOWLEDGE
+import yaml
+
+from paths import EVAL, KNOWLEDGE
 
 
 def test_shipped_scope_data_loads_with_every_kind():
@@ -22,6 +24,23 @@ def test_shipped_scope_data_loads_with_every_kind():
     assert {"greeting", "thanks", "navigation_menu", "followup_what_if"} <= set(data.labels)
     assert data.voices and any(data.voice_in_scope) and not all(data.voice_in_scope)
     assert all(w for w, k in zip(data.where, data.kinds, strict=True) if k == "out")
+
+
+def test_no_question_that_is_only_measured_trains_the_gate():
+    """The gate learns from calibrate-split voices only: a measured question in its data would flatter the figures."""
+    data = ScopeData.load(KNOWLEDGE)
+    trained = {" ".join(t.casefold().split()) for t in data.voices + data.texts}
+    measured, calibrate = set(), set()
+    for path in EVAL.glob("*.yaml"):
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        items = loaded if isinstance(loaded, list) else (loaded or {}).get("questions") or []
+        for item in items:
+            if isinstance(item, dict) and "question" in item:
+                text = " ".join(str(item["question"]).casefold().split())
+                (calibrate if item.get("split") == "calibrate" else measured).add(text)
+    assert len(measured) >= 200 and len(calibrate) >= 200
+    assert not measured & trained, sorted(measured & trained)[:3]
+    assert len(calibrate & trained) >= 0.9 * len(calibrate)  # the calibrate voices are all there
 
 
 @pytest.mark.parametrize(

@@ -260,6 +260,8 @@ class Retriever:
             q_rank = w_rank = w = np.zeros(len(ids))
         lex = lexical_scores[ids_arr]
         lex_scaled = lex / (float(lex.max()) if lex.max() > 0 else 1.0)
+        dense_in_section, words_in_section = self._within_section(ids_arr, secs, has_section, dense, query_vec,
+                                                                  lexical_scores)
         lang = detect_language(query)
         lang = lang if lang in ("nb", "nn", "en") else "en"
         passages = [self.index.passages[i] for i in ids]
@@ -274,6 +276,8 @@ class Retriever:
             "passage_dense_gap": dense - dense.max(),
             "passage_dense_rank": 1.0 / (1.0 + _ranks(dense)),
             "passage_words": lex_scaled,
+            "dense_in_section": dense_in_section,
+            "words_in_section": words_in_section,
             "passage_words_rank": np.where(lex > 0, 1.0 / (1.0 + _ranks(lex)), 0.0),
             "fused": np.array([fused.get(i, 0.0) * self.rrf_k for i in ids]),
             "same_language": np.array([p.language == lang for p in passages]),
@@ -285,6 +289,18 @@ class Retriever:
         }
         matrix = np.stack([np.asarray(columns[name], dtype=np.float32) for name in FEATURES], axis=1)
         return ids, matrix
+
+    def _within_section(self, ids_arr, secs, has_section, dense, query_vec, lexical_scores):
+        """Per candidate: how far its dense and word scores fall below its own section's best passage (0 = best)."""
+        in_dense = np.zeros(len(ids_arr), np.float32)
+        in_words = np.zeros(len(ids_arr), np.float32)
+        top_words = max(float(lexical_scores[ids_arr].max()), 1e-9)
+        for number in set(int(n) for n in secs[has_section]):
+            members = np.asarray(self.index.sections[number].passages)
+            rows = np.flatnonzero(has_section & (secs == number))
+            in_dense[rows] = dense[rows] - float((self.index.vectors[members] @ query_vec).max())
+            in_words[rows] = (lexical_scores[ids_arr[rows]] - float(lexical_scores[members].max())) / top_words
+        return in_dense, in_words
 
     def _heading_names(self, query: str, ids: list[int]) -> np.ndarray:
         """Per candidate: its heading names a § the question names (the section about that very rule)."""

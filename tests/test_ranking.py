@@ -115,6 +115,28 @@ def test_a_heading_that_names_the_rule_asked_about_is_a_signal(index):
     assert not matrix[:, column].any()
 
 
+def test_within_section_signals_are_zero_for_the_sections_best_passage_and_below_it_otherwise(index):
+    retriever = Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
+    query = "hva skal stå i aktivitetsplanen og hvem skal undersøke saken"
+    vector = retriever.embed_query(query)
+    ids, matrix = retriever.candidate_features(query, "parent", vector)
+    dense = matrix[:, FEATURES.index("dense_in_section")]
+    words = matrix[:, FEATURES.index("words_in_section")]
+    assert (dense <= 1e-6).all() and (words <= 1e-6).all()
+    lexical = retriever._signals(query, "parent", vector).lexical_scores
+    checked = 0
+    for row, i in enumerate(ids):
+        number = int(index.passage_section[i])
+        if number < 0:
+            continue
+        members = index.sections[number].passages
+        best_dense = max(float(index.vectors[m] @ vector) for m in members)
+        assert dense[row] == pytest.approx(float(index.vectors[i] @ vector) - best_dense, abs=1e-5)
+        assert (words[row] == 0) == (lexical[i] >= max(lexical[m] for m in members))
+        checked += 1
+    assert checked and (dense < -1e-6).any()  # some candidate is not its section's best
+
+
 def test_kap12_calibrate_fits_and_saves_the_model(hash_settings, tmp_path, capsys):
     questions = tmp_path / "set.yaml"
     items = [

@@ -118,6 +118,15 @@ def quotable_units(text: str) -> list[str]:
     return units
 
 
+def join_quote(units: list[str]) -> str:
+    """Quoted units as one block: sentences run on, a list item keeps its own line (on a phone a run of
+    "- a - b - c" reads as one sentence)."""
+    text = ""
+    for unit in units:
+        text += ("\n" if unit.startswith(("-", "•")) else " ") + unit if text else unit
+    return text
+
+
 def pick_sentences(passage: Passage, query: str, limit: int = SENTENCES_PER_PASSAGE) -> list[str]:
     """The run of consecutive sentences that shares the most character n-grams with the question.
 
@@ -479,7 +488,7 @@ class Answerer:
             budget -= min(take, budget)
             n = len(citations) + 1
             citations.append(citation_for(n, hit.passage, hit.score))
-            lines.append(f"{' '.join(sentences)} [{n}]")
+            lines.append(f"{join_quote(sentences)} [{n}]")
             if budget <= 0:
                 break
         notes = [self.catalog.get("answer.general_rules", lang)]

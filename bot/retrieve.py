@@ -290,7 +290,8 @@ class Retriever:
         matrix = np.stack([np.asarray(columns[name], dtype=np.float32) for name in FEATURES], axis=1)
         return ids, matrix
 
-    def _within_section(self, ids_arr, secs, has_section, dense, query_vec, lexical_scores):
+    def _within_section(self, ids_arr: np.ndarray, secs: np.ndarray, has_section: np.ndarray, dense: np.ndarray,
+                        query_vec: np.ndarray, lexical_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per candidate: how far its dense and word scores fall below its own section's best passage (0 = best)."""
         in_dense = np.zeros(len(ids_arr), np.float32)
         in_words = np.zeros(len(ids_arr), np.float32)

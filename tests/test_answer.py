@@ -297,7 +297,18 @@ def test_a_list_item_is_quoted_whole():
     ]
 
 
+def test_quoted_list_items_keep_their_own_lines():
+    from bot.answer import join_quote
+
+    units = ["Dette kan du gjøre:", "- Si det til en voksen.", "- Fortell det til foreldrene dine.", "Det hjelper."]
+    assert join_quote(units) == ("Dette kan du gjøre:\n- Si det til en voksen.\n- Fortell det til foreldrene dine."
+                                 " Det hjelper.")
+    assert join_quote(["Én setning.", "To setninger."]) == "Én setning. To setninger."
+    assert join_quote([]) == ""
+
+
 @pytest.mark.parametrize("question,crisis", [
+
     ("im being bullied and i dont know who to tell", False),
     ("jeg vil ikke gå på skolen lenger", False),
     ("finnes det et nummer jeg kan ringe anonymt?", True),

@@ -6,31 +6,27 @@ in the user's chosen language, switch to English, or say that it only speaks Nor
 
 from __future__ import annotations
 
+import functools
 import re
+from importlib import resources
+
+import yaml
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _CYRILLIC_ARABIC = re.compile(r"[\u0400-\u04ff\u0600-\u06ff]")
 _POLISH = re.compile(r"[ąęłśżźćń]")
 
-# Frequent words that mostly belong to one language (a word in two lists counts for neither).
-_MARKERS = {
-    "en": {"the", "is", "are", "my", "what", "how", "does", "do", "school", "child", "son", "daughter", "and",
-           "to", "of", "in", "not", "can", "should", "teacher", "bullied", "who", "when", "have", "has", "it",
-           "i", "you", "with", "for", "about", "this", "that", "they", "be", "will", "would", "if"},
-    "nb": {"jeg", "ikke", "hva", "hvordan", "hvem", "hvis", "skolen", "barnet", "også", "noe", "mitt", "min",
-           "det", "er", "og", "på", "har", "skal", "kan", "til", "av", "hun", "han", "blir", "sønnen",
-           "datteren", "når", "hvor", "lærer", "læreren", "vi", "meg", "deg", "fra", "mye", "nå", "gjør"},
-    "nn": {"eg", "ikkje", "kva", "korleis", "kven", "viss", "skulen", "barnet", "òg", "noko", "mitt", "min",
-           "det", "er", "og", "på", "har", "skal", "kan", "til", "av", "ho", "han", "blir", "sonen", "dottera",
-           "når", "kor", "lærar", "læraren", "vi", "meg", "deg", "frå", "mykje", "no", "gjer", "dei", "ein",
-           "eit", "berre", "heile", "sjølv", "kjem", "fekk", "vere", "gjere"},
-    # Polish (also typed without diacritics) and Somali. "in" is Somali too, so it decides for neither.
-    "other": {"jest", "nie", "szkoła", "szkole", "szkola", "moje", "moj", "moja", "dziecko", "się", "jak", "co",
-              "czy", "syn", "corka", "nauczyciel", "gdzie", "kto", "dlaczego",
-              "ardayga", "iskuulka", "waxaa", "maxaa", "waa", "ma", "iyo", "aan", "wiilkayga", "gabadhayda",
-              "macallinka", "dugsiga", "dugsigu", "ayaa", "ayaan", "maxay", "maxaan", "sidee", "xaggee", "haddii",
-              "waxba", "wax", "oo", "ka", "inuu", "ilmahayga", "kale", "weli", "in"},
-}
+MARKERS_FILE = "data/language-markers.yaml"  # inside the package: a language's common words are no one's local content
+
+
+@functools.cache
+def _markers() -> dict[str, frozenset[str]]:
+    """The marker words per language (bot/data/language-markers.yaml), read once."""
+    data = yaml.safe_load(resources.files("bot").joinpath(MARKERS_FILE).read_text(encoding="utf-8")) or {}
+    markers = data.get("markers") if isinstance(data, dict) else None
+    if not isinstance(markers, dict) or not {"en", "nb", "nn"} <= set(markers):
+        raise ValueError(f"{MARKERS_FILE}: 'markers' must list words for en, nb and nn")
+    return {str(lang): frozenset(str(w).casefold() for w in words or []) for lang, words in markers.items()}
 
 
 def detect_language(text: str) -> str:
@@ -41,10 +37,11 @@ def detect_language(text: str) -> str:
     words = _WORD.findall(sample)
     if _POLISH.search(sample) and not re.search(r"[æøå]", sample):
         return "other"
-    scores = {lang: 0.0 for lang in _MARKERS}
+    markers = _markers()
+    scores = {lang: 0.0 for lang in markers}
     only_nn = only_nb = 0
     for word in words:
-        owners = [lang for lang, markers in _MARKERS.items() if word in markers]
+        owners = [lang for lang, words_of in markers.items() if word in words_of]
         for lang in owners:
             scores[lang] += 1.0 / len(owners)
         only_nn += owners == ["nn"]

@@ -126,6 +126,10 @@ def test_a_section_for_a_narrower_situation_leads_only_when_the_question_names_i
         assert flags == sorted(flags), question  # "if you see someone else being hurt" comes after the rest
     bystander = retriever.search("vennen min blir mobbet, skal jeg si fra?", "pupil", k=10)
     assert any(is_narrow(h) and "noen andre" in h.passage.section for h in bystander)
+    accused_pupil = [i for i, p in enumerate(index.passages) if "beskyldt for å plage" in p.section]
+    assert accused_pupil and retriever._unnamed_situations("jeg blir mobbet", accused_pupil) == set(accused_pupil)
+    for question in ("læreren sa at jeg var med på å mobbe ei jente", "they say i was part of the bullying"):
+        assert not retriever._unnamed_situations(question, accused_pupil), question
 
 
 def test_situations_are_data_and_an_unknown_one_is_named(tmp_path):

@@ -62,11 +62,24 @@ def terms_regex(terms) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(_term_pattern(t) for t in terms) + r")")
 
 
+ACT_GAP = 2  # at most this many words between who acts and what they do ("læreren min ler av meg")
+
+
 @dataclass(frozen=True)
 class GlossaryEntry:
     canonical: tuple[str, ...]  # search terms added to the query
     variants: tuple[str, ...]  # what users write instead
     harm: bool = False  # words for being hurt (bullying, violence, exclusion …): such a message is never declined
+    rules: tuple[str, ...] = ()  # the rules (§) a question in these words is about
+    who: tuple[str, ...] = ()  # with `does`: the group also matches someone (who) doing something (does)
+    does: tuple[str, ...] = ()
+
+    def pattern(self) -> re.Pattern:
+        alternatives = [terms_regex(self.variants + self.canonical).pattern]
+        if self.who and self.does:
+            who, does = terms_regex(self.who).pattern, terms_regex(self.does).pattern
+            alternatives.append(rf"{who}\w*(?:\W+\w+){{0,{ACT_GAP}}}?\W+{does}")
+        return re.compile("|".join(f"(?:{a})" for a in alternatives))
 
 
 class Glossary:
@@ -74,7 +87,7 @@ class Glossary:
 
     def __init__(self, entries: list[GlossaryEntry]):
         self.entries = entries
-        self._patterns = [(entry, terms_regex(entry.variants + entry.canonical)) for entry in entries]
+        self._patterns = [(entry, entry.pattern()) for entry in entries]
         harm = [t for entry in entries if entry.harm for t in (*entry.variants, *entry.canonical)]
         self._harm = terms_regex(harm) if harm else None
 
@@ -87,7 +100,8 @@ class Glossary:
         """
         if not path.exists():
             return cls([])
-        shape = "the glossary must be a list of {canonical: [terms], variants: [terms], harm: true|false}"
+        shape = ("the glossary must be a list of {canonical: [terms], variants: [terms], harm: true|false, "
+                 "rules: ['§ …'], acts: {who: [terms], does: [terms]}}")
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -99,10 +113,19 @@ class Glossary:
             canonical = item.get("canonical") if isinstance(item, dict) else None
             variants = (item.get("variants") or []) if isinstance(item, dict) else None
             harm = item.get("harm", False) if isinstance(item, dict) else None
+            rules = (item.get("rules") or []) if isinstance(item, dict) else None
+            acts = (item.get("acts") or {}) if isinstance(item, dict) else None
             if not isinstance(canonical, list) or not canonical or not isinstance(variants, list) \
-                    or not isinstance(harm, bool):
+                    or not isinstance(harm, bool) or not isinstance(rules, list) or not isinstance(acts, dict) \
+                    or set(acts) - {"who", "does"} or any(not isinstance(v, list) for v in acts.values()) \
+                    or bool(acts.get("who")) != bool(acts.get("does")):
                 raise DocumentError(path, f"{shape}; entry {number} is not one")
-            entries.append(GlossaryEntry(tuple(str(t) for t in canonical), tuple(str(t) for t in variants), harm))
+            unknown = [r for r in rules if find_refs(str(r)) != [str(r)]]
+            if unknown:
+                raise DocumentError(path, f"entry {number}: {unknown[0]!r} is not a rule like '§ 12-5'")
+            entries.append(GlossaryEntry(tuple(str(t) for t in canonical), tuple(str(t) for t in variants), harm,
+                                         tuple(str(r) for r in rules), tuple(str(t) for t in acts.get("who") or []),
+                                         tuple(str(t) for t in acts.get("does") or [])))
         return cls(entries)
 
     def matches(self, text: str) -> bool:
@@ -113,6 +136,12 @@ class Glossary:
     def names_harm(self, text: str) -> bool:
         """Whether the text speaks of someone being hurt (the groups marked `harm: true`)."""
         return bool(self._harm) and bool(self._harm.search(normalise_query(text)))
+
+    def rules_named(self, text: str) -> set[str]:
+        """The rules of every group the text uses (its words for tvangsmulkt name § 12-8)."""
+        norm = normalise_query(text)
+        return {rule for entry, pattern in self._patterns if entry.rules and pattern.search(norm)
+                for rule in entry.rules}
 
     def expand(self, text: str, terms_per_group: int | None = None) -> str:
         """The text followed by the canonical terms (or the first few) of every group it mentions."""

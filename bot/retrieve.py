@@ -286,6 +286,7 @@ class Retriever:
             "document_intro": np.array([not p.headings for p in passages]),
             "cites_rule": self._cites[ids_arr],
             "heading_names_asked_rule": self._heading_names(query, ids),
+            "words_name_rule": self._words_name_rule(query, passages),
         }
         matrix = np.stack([np.asarray(columns[name], dtype=np.float32) for name in FEATURES], axis=1)
         return ids, matrix
@@ -302,6 +303,14 @@ class Retriever:
             in_dense[rows] = dense[rows] - float((self.index.vectors[members] @ query_vec).max())
             in_words[rows] = (lexical_scores[ids_arr[rows]] - float(lexical_scores[members].max())) / top_words
         return in_dense, in_words
+
+    def _words_name_rule(self, query: str, passages) -> np.ndarray:
+        """Per candidate: it rests on a rule the question's words point to (glossary `rules`: «tvangsmulkt» is
+        § 12-8, «læreren ler av meg» § 12-5)."""
+        named = self.glossary.rules_named(query)
+        if not named:
+            return np.zeros(len(passages), dtype=bool)
+        return np.array([bool(named & set(p.refs)) for p in passages], dtype=bool)
 
     def _heading_names(self, query: str, ids: list[int]) -> np.ndarray:
         """Per candidate: its heading names a § the question names (the section about that very rule)."""

@@ -115,6 +115,19 @@ def test_a_heading_that_names_the_rule_asked_about_is_a_signal(index):
     assert not matrix[:, column].any()
 
 
+def test_the_rule_the_words_point_to_is_a_signal(index):
+    retriever = Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
+    column = FEATURES.index("words_name_rule")
+    query = "læreren min ler av meg foran hele klassen"
+    ids, matrix = retriever.candidate_features(query, "pupil", retriever.embed_query(query))
+    flagged = {i for i, flag in zip(ids, matrix[:, column], strict=True) if flag}
+    assert flagged and all("§ 12-5" in index.passages[i].refs for i in flagged)
+    assert all("§ 12-5" not in index.passages[i].refs for i in set(ids) - flagged)
+    query = "de andre ler av meg i friminuttet"
+    _, matrix = retriever.candidate_features(query, "pupil", retriever.embed_query(query))
+    assert not matrix[:, column].any()
+
+
 def test_within_section_signals_are_zero_for_the_sections_best_passage_and_below_it_otherwise(index):
     retriever = Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
     query = "hva skal stå i aktivitetsplanen og hvem skal undersøke saken"

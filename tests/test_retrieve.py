@@ -57,6 +57,32 @@ def test_the_glossary_reaches_the_norwegian_terms_from_other_languages(message, 
     assert term in Glossary.load(KNOWLEDGE / "glossary.yaml").expand(message)[len(message):]
 
 
+@pytest.mark.parametrize("message,rules", [
+    ("læreren min ler av meg når jeg svarer feil", {"§ 12-5"}),
+    ("my teacher always yells at me in front of everyone", {"§ 12-5"}),
+    ("vikaren kalte meg dum", {"§ 12-5"}),
+    ("de ler av meg og læreren gjør ingenting", set()),  # the pupils laugh; the teacher is who should act
+    ("læreren sa at de andre ler av meg", set()),  # too far apart to be the teacher's act
+    ("sønnen min blir mobbet", set()),
+    ("kan skolen få tvangsmulkt?", {"§ 12-8"}),
+    ("hvordan klager vi til Statsforvaltaren", {"§ 12-6"}),
+])
+def test_the_glossary_names_the_rule_a_question_is_about(message, rules):
+    assert Glossary.load(KNOWLEDGE / "glossary.yaml").rules_named(message) == rules
+
+
+@pytest.mark.parametrize("entry, problem", [
+    ('- canonical: [tvangsmulkt]\n  rules: ["paragraf tolv"]\n', "is not a rule"),
+    ("- canonical: [kollega]\n  acts: {who: [læreren]}\n", "entry 1"),
+    ("- canonical: [kollega]\n  acts: {who: [læreren], does: [ler av], when: [x]}\n", "entry 1"),
+])
+def test_a_bad_rule_or_act_in_the_glossary_is_named(tmp_path, entry, problem):
+    bad = tmp_path / "glossary.yaml"
+    bad.write_text(entry, encoding="utf-8")
+    with pytest.raises(DocumentError, match=problem):
+        Glossary.load(bad)
+
+
 def test_a_word_that_only_looks_like_a_term_is_not_expanded():
     glossary = Glossary.load(KNOWLEDGE / "glossary.yaml")
     message = "naboen tolker det som en spøk"  # "tolke" = interpret, not interpreter

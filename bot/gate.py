@@ -24,7 +24,9 @@ CLASSES = ("in", "out", "chat")
 FOLDS = 5
 MAX_FALSE_REFUSALS = 0.02  # of real-voice in-scope questions (out of fold), when choosing the threshold
 VOICE_WEIGHT = 3.0  # a real-voice question counts more than a section's own question or a listed phrase
-L2 = 1e-2
+# Chosen by the index-time cross-validation on 590 real voices (off-topic refused at ≤ 2 % false refusals):
+# 1e-2 77.6 %, 3e-2 81.6 %, 1e-1 81.6 %, 3e-1 59.2 %.
+L2 = 3e-2
 EPOCHS = 400
 LEARNING_RATE = 0.5
 SEED = 12

@@ -297,6 +297,15 @@ def test_a_list_item_is_quoted_whole():
     ]
 
 
+@pytest.mark.parametrize("question", ["Kva om skulen ikkje gjer noko?", "hva hvis skolen ikke gjør noe",
+                                      "what if the school just doesn't do anything"])
+def test_what_if_the_school_does_nothing_leads_with_the_next_step(answerer, question):
+    # Not the rule that the school must prevent bullying (§ 12-3): the parent asks what to do next.
+    lead = answerer.retriever.search(question, "parent", k=1)[0].passage
+    assert "ingenting skjer" in lead.section or "nothing happens" in lead.section.lower() \
+        or "§ 12-6" in lead.refs, lead.section
+
+
 def test_quoted_list_items_keep_their_own_lines():
     from bot.answer import join_quote
 

@@ -24,6 +24,8 @@ FEATURES = (
     "question_best",  # the section's closest question (its best passage when it has none)
     "question_gap",  # … minus the best such similarity of any section the reader may see
     "question_rank",  # 1 / (1 + rank of the section by closest question)
+    "question_wording",  # n-gram overlap of the message with the section's closest-worded question
+    "question_wording_gap",  # … minus the best such overlap of any section the reader may see
     "section_words",  # BM25 of the section's questions and short answers, scaled to the best section
     "section_words_rank",
     "passage_dense",  # cosine similarity of question and passage

@@ -16,7 +16,7 @@ from bot.chunk import Passage
 from bot.embed import Embedder
 from bot.index import LoadedIndex
 from bot.language import detect_language
-from bot.lexical import Glossary, LexicalIndex, normalise_query, terms_regex
+from bot.lexical import Glossary, LexicalIndex, char_ngrams, normalise_query, terms_regex
 from bot.ranking import FEATURES, RankingModel
 from bot.refs import find_refs
 from bot.roles import AUDIENCES_FOR_ROLE, ROLES
@@ -98,6 +98,9 @@ class Retriever:
         ) if index.sections else None
         # Sections written for a narrower situation (accused of bullying, online) and the words that name it.
         self._situations = {n: terms_regex(r.when) for n, r in enumerate(index.sections) if r.when}
+        # Each section question's character n-grams: a message worded almost like a listed question is found by
+        # its words even when the 4-bit embedding puts a shorter, blander question closer.
+        self._question_grams = [frozenset(char_ngrams(q)) for r in index.sections for q in r.questions]
         self._has_questions = np.zeros(len(index.sections), dtype=bool)
         if index.question_section is not None and len(index.question_section):
             self._has_questions[index.question_section] = True
@@ -189,6 +192,17 @@ class Retriever:
         np.maximum.at(best, self.index.question_section, vectors @ query_vec)
         return np.where(self._section_allowed[role], best, -1.0)
 
+    def _question_wording(self, query: str, role: str) -> np.ndarray:
+        """Per section: the n-gram overlap (cosine of binary sets) of the message with its closest-worded question."""
+        best = np.zeros(len(self.index.sections), dtype=np.float32)
+        grams = set(char_ngrams(query))
+        if not grams or self.index.question_section is None or not len(self._question_grams):
+            return best
+        overlap = np.array([len(grams & q) / (len(grams) * len(q)) ** 0.5 if q else 0.0
+                            for q in self._question_grams], dtype=np.float32)
+        np.maximum.at(best, self.index.question_section, overlap)
+        return np.where(self._section_allowed[role], best, 0.0)
+
     def closest_question(self, query_vec: np.ndarray) -> float:
         """Similarity of the closest question of any section, whoever may read it (0 without questions)."""
         vectors = self.index.question_vectors
@@ -260,6 +274,9 @@ class Retriever:
             q_rank = w_rank = w = np.zeros(len(ids))
         lex = lexical_scores[ids_arr]
         lex_scaled = lex / (float(lex.max()) if lex.max() > 0 else 1.0)
+        worded = self._question_wording(query, role)
+        q_words = np.where(has_section, worded[safe], 0.0) if len(worded) else np.zeros(len(ids))
+        q_words_gap = q_words - (float(worded.max()) if len(worded) else 0.0)
         dense_in_section, words_in_section = self._within_section(ids_arr, secs, has_section, dense, query_vec,
                                                                   lexical_scores)
         lang = detect_language(query)
@@ -276,6 +293,8 @@ class Retriever:
             "passage_dense_gap": dense - dense.max(),
             "passage_dense_rank": 1.0 / (1.0 + _ranks(dense)),
             "passage_words": lex_scaled,
+            "question_wording": q_words,
+            "question_wording_gap": q_words_gap,
             "dense_in_section": dense_in_section,
             "words_in_section": words_in_section,
             "passage_words_rank": np.where(lex > 0, 1.0 / (1.0 + _ranks(lex)), 0.0),

@@ -128,6 +128,20 @@ def test_the_rule_the_words_point_to_is_a_signal(index):
     assert not matrix[:, column].any()
 
 
+def test_a_message_worded_like_a_listed_question_finds_its_section_by_the_words(index):
+    retriever = Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
+    number = next(n for n, r in enumerate(index.sections)
+                  if len(r.questions) >= 2 and retriever._section_allowed["staff"][n])
+    asked = index.sections[number].questions[1]
+    wording = retriever._question_wording(asked, "staff")
+    assert wording[number] == pytest.approx(1.0) and int(np.argmax(wording)) == number
+    ids, matrix = retriever.candidate_features(asked, "staff", retriever.embed_query(asked))
+    gap = matrix[:, FEATURES.index("question_wording_gap")]
+    assert (gap <= 1e-6).all()
+    assert all(abs(g) < 1e-6 for i, g in zip(ids, gap, strict=True) if index.passage_section[i] == number)
+    assert not retriever._question_wording("", "staff").any()
+
+
 def test_within_section_signals_are_zero_for_the_sections_best_passage_and_below_it_otherwise(index):
     retriever = Retriever(index, HashEmbedder(), Glossary.load(KNOWLEDGE / "glossary.yaml"))
     query = "hva skal stå i aktivitetsplanen og hvem skal undersøke saken"

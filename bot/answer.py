@@ -123,7 +123,9 @@ def join_quote(units: list[str]) -> str:
     "- a - b - c" reads as one sentence)."""
     text = ""
     for unit in units:
-        text += ("\n" if unit.startswith(("-", "•")) else " ") + unit if text else unit
+        if text:
+            text += "\n" if unit.startswith(("-", "•")) else " "
+        text += unit
     return text
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.chunk import Passage, split_sentences
+from bot.chunk import LIST_ITEM, Passage, split_sentences
 from bot.content import SAFETY_FILES, Content, load_catalog
 from bot.datafiles import read_yaml_mapping
 from bot.embed import Embedder, make_embedder
@@ -113,7 +113,7 @@ def quotable_units(text: str) -> list[str]:
         line = line.strip()
         if line.startswith(("-", "•")):
             units.append(line)
-        elif line:
+        elif line:  # a numbered item keeps its number with its first sentence, which names the step
             units += split_sentences(line)
     return units
 
@@ -124,7 +124,7 @@ def join_quote(units: list[str]) -> str:
     text = ""
     for unit in units:
         if text:
-            text += "\n" if unit.startswith(("-", "•")) else " "
+            text += "\n" if unit.startswith(("-", "•")) or LIST_ITEM.match(unit) else " "
         text += unit
     return text
 

@@ -15,6 +15,7 @@ MAX_CHARS = 750
 MIN_CHARS = 220
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?»])\s+(?=[A-ZÆØÅ0-9«(§\-])|\n")
+LIST_ITEM = re.compile(r"^(?:[-•]|\d+\.)\s")  # a bullet or a numbered item
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,14 @@ class Passage:
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_SPLIT.split(text) if s and s.strip()]
+    """Sentences and lines; a list number ("2.") stays with the item it numbers."""
+    units: list[str] = []
+    for unit in (s.strip() for s in _SENTENCE_SPLIT.split(text) if s and s.strip()):
+        if units and re.fullmatch(r"\d+\.", units[-1]):
+            units[-1] = f"{units[-1]} {unit}"
+        else:
+            units.append(unit)
+    return units
 
 
 def _pieces(section_text: str) -> list[str]:
@@ -67,7 +75,7 @@ def _pieces(section_text: str) -> list[str]:
             continue
         current = ""
         for sentence in split_sentences(para):
-            sep = "\n" if sentence.startswith(("-", "•")) or current.endswith(":") else " "
+            sep = "\n" if LIST_ITEM.match(sentence) or current.endswith(":") else " "
             if current and len(current) + len(sentence) + 1 > MAX_CHARS:
                 pieces.append(current)
                 current = sentence
@@ -86,7 +94,27 @@ def _pieces(section_text: str) -> list[str]:
             merged[-1] = f"{merged[-1]}\n\n{piece}"
         else:
             merged.append(piece)
-    return merged
+    return _with_lead_in(merged)
+
+
+def _with_lead_in(pieces: list[str]) -> list[str]:
+    """A list too long for one passage: every piece of it starts with the sentence that introduces it
+    ("Så må skolen gjøre dette:"), so a passage never opens with a bare "4. Lage en skriftlig plan …"."""
+    out: list[str] = []
+    lead = None
+    for piece in pieces:
+        if out and lead and LIST_ITEM.match(piece):
+            if out[-1].endswith(lead) and len(out[-1]) > len(lead):
+                out[-1] = out[-1][: -len(lead)].rstrip()  # the lead-in moves to its list
+            piece = f"{lead}\n{piece}"
+        out.append(piece)
+        for line in filter(None, (line.strip() for line in piece.split("\n"))):
+            last_sentence = (split_sentences(line) or [""])[-1]
+            if last_sentence.endswith(":"):
+                lead = last_sentence
+            elif not LIST_ITEM.match(line):
+                lead = None
+    return out
 
 
 def chunk_document(doc: Document) -> list[Passage]:

@@ -316,6 +316,16 @@ def test_quoted_list_items_keep_their_own_lines():
     assert join_quote([]) == ""
 
 
+def test_a_numbered_step_is_quoted_with_its_number_on_its_own_line():
+    from bot.answer import join_quote, quotable_units
+
+    units = quotable_units("Så må skolen gjøre dette:\n1. Undersøke, altså finne ut hva som skjer. "
+                           "De skal snakke med deg.\n2. Høre på deg.")
+    assert units == ["Så må skolen gjøre dette:", "1. Undersøke, altså finne ut hva som skjer.",
+                     "De skal snakke med deg.", "2. Høre på deg."]
+    assert join_quote(units[:2]) == "Så må skolen gjøre dette:\n1. Undersøke, altså finne ut hva som skjer."
+
+
 @pytest.mark.parametrize("question,crisis", [
 
     ("im being bullied and i dont know who to tell", False),

@@ -269,3 +269,17 @@ def test_municipality_in_front_matter_marks_a_local_document(tmp_path):
     path = write_md(tmp_path, "lokal.md", "Tekst.\n", META + "municipality: Vefsn\n")
     assert read_document(path).municipality == "Vefsn"
     assert read_document(write_md(tmp_path, "felles.md", "Tekst.\n")).municipality is None
+
+
+def test_a_long_list_keeps_its_lead_in_and_its_numbers(tmp_path):
+    item = "Dette er et langt punkt som forklarer hva skolen skal gjøre, med flere ord enn et kort punkt trenger. "
+    body = ("## Hva skolen må gjøre\n\nNår rektor vet om det, skal skolen handle. Så må skolen gjøre dette:\n\n"
+            + "\n".join(f"{n}. {item * 2}Slik er det." for n in range(1, 6)) + "\n")
+    passages = chunk_document(read_document(write_md(tmp_path, "liste.md", body)))
+    listing = [p for p in passages if "1." in p.text or "4." in p.text or "5." in p.text]
+    assert len(listing) >= 2  # too long for one passage
+    for passage in listing:  # every piece of the list says what the list is, before its first item
+        lead, items = passage.text.split("Så må skolen gjøre dette:\n", 1)
+        assert not any(line[:1].isdigit() for line in lead.split("\n")), passage.text[:60]
+    numbered = [line for p in passages for line in p.text.split("\n") if line[:1].isdigit()]
+    assert [line[:2] for line in numbered] == ["1.", "2.", "3.", "4.", "5."]  # one item a line, number kept

@@ -158,6 +158,10 @@ def test_a_section_for_a_narrower_situation_leads_only_when_the_question_names_i
     assert accused_pupil and retriever._unnamed_situations("jeg blir mobbet", accused_pupil) == set(accused_pupil)
     for question in ("læreren sa at jeg var med på å mobbe ei jente", "they say i was part of the bullying"):
         assert not retriever._unnamed_situations(question, accused_pupil), question
+    mentor = [i for i, p in enumerate(index.passages) if "Mentor og veiledning" in p.section]
+    assert mentor and retriever._unnamed_situations("jeg er nyutdannet og så en elev bli dyttet, hva gjør jeg?",
+                                                    mentor) == set(mentor)
+    assert not retriever._unnamed_situations("får jeg en mentor som ny lærer?", mentor)
 
 
 def test_situations_are_data_and_an_unknown_one_is_named(tmp_path):

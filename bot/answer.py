@@ -111,7 +111,7 @@ def quotable_units(text: str) -> list[str]:
     units: list[str] = []
     for line in text.split("\n"):
         line = line.strip()
-        if line.startswith(("-", "•")):
+        if line.startswith(("-", "•")):  # a bullet, whole
             units.append(line)
         elif line:  # a numbered item keeps its number with its first sentence, which names the step
             units += split_sentences(line)
@@ -124,7 +124,7 @@ def join_quote(units: list[str]) -> str:
     text = ""
     for unit in units:
         if text:
-            text += "\n" if unit.startswith(("-", "•")) or LIST_ITEM.match(unit) else " "
+            text += "\n" if LIST_ITEM.match(unit) else " "
         text += unit
     return text
 

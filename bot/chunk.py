@@ -15,7 +15,7 @@ MAX_CHARS = 750
 MIN_CHARS = 220
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?»])\s+(?=[A-ZÆØÅ0-9«(§\-])|\n")
-LIST_ITEM = re.compile(r"^(?:[-•]|\d+\.)\s")  # a bullet or a numbered item
+LIST_ITEM = re.compile(r"^(?:[-•]|\d+\.\s)")  # a bullet or a numbered item
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ school questions (knowledge/scope/off-topic*.yaml) are out of scope, the convers
 (knowledge/scope/calibration.yaml, in-scope-voices.yaml) teach it how people actually write. A small
 multinomial logistic regression (numpy) reads the message's embedding plus a few similarity features (closest
 in-scope question, passage, off-topic question and chat phrase). Its in-scope threshold is chosen by five-fold
-cross-validation on the real-voice questions (at most 2 % of in-scope ones refused) and recorded with the
-figures it gave, so `kap12 index` can report them.
+cross-validation on the real-voice questions (at most 2 % of in-scope ones refused, counting what users get: a
+message that tells of someone being hurt is never refused) and recorded with the figures it gave, so
+`kap12 index` can report them.
 """
 
 from __future__ import annotations
@@ -148,11 +149,15 @@ def _fit(x: np.ndarray, y: np.ndarray, weight: np.ndarray):
     return mean, std, w, b
 
 
-def train_gate(embeddings: np.ndarray, features: np.ndarray, labels: list[str], voice: np.ndarray) -> Gate:
+def train_gate(embeddings: np.ndarray, features: np.ndarray, labels: list[str], voice: np.ndarray,
+               never_refused: np.ndarray | None = None) -> Gate:
     """Fit, choose the threshold on out-of-fold predictions for the real-voice questions, refit on everything.
 
     Args:
         voice: True for the rows that are real-voice questions (they alone calibrate the threshold).
+        never_refused: True for the rows the bot answers whatever the gate says (someone who tells of being hurt
+            gets at least the short answer and the walkthroughs): the threshold is calibrated on what users get,
+            so such a question does not count as a false refusal.
     """
     x = np.concatenate([embeddings, features], axis=1).astype(np.float32)
     y = np.array([CLASSES.index(label) for label in labels])
@@ -165,19 +170,25 @@ def train_gate(embeddings: np.ndarray, features: np.ndarray, labels: list[str], 
         train = np.setdiff1d(np.arange(len(y)), test)
         mean, std, w, b = _fit(x[train], y[train], weight[train])
         p_in[folds == fold] = Gate(mean, std, w, b, 0.5, {}).probabilities(x[test])[:, 0]
-    in_scores = np.sort(p_in[y[voice_rows] == 0])
-    if len(in_scores):
-        # The highest threshold that refuses at most MAX_FALSE_REFUSALS of the in-scope real-voice questions.
-        threshold = float(in_scores[int(np.floor(MAX_FALSE_REFUSALS * len(in_scores)))]) - 1e-6
+    exempt = np.zeros(len(y), bool) if never_refused is None else np.asarray(never_refused, bool)
+    in_voice = y[voice_rows] == 0
+    refusable = in_voice & ~exempt[voice_rows]
+    if in_voice.any():
+        # The highest threshold that refuses at most MAX_FALSE_REFUSALS of the in-scope real-voice questions,
+        # counting only those the gate alone can refuse.
+        allowed = int(np.floor(MAX_FALSE_REFUSALS * in_voice.sum()))
+        scores = np.sort(p_in[refusable])
+        threshold = float(scores[allowed]) - 1e-6 if allowed < len(scores) else 0.95
     else:
         threshold = 0.5
     threshold = min(max(threshold, 0.01), 0.95)
+    refused = (p_in < threshold) & ~exempt[voice_rows]
     report = {
         "train": int(len(y)),
         "real_voice": int(len(voice_rows)),
         "threshold": round(threshold, 4),
-        "cv_false_refusals": _share(p_in[y[voice_rows] == 0] < threshold),
-        "cv_out_of_scope_refused": _share(p_in[y[voice_rows] == 1] < threshold),
+        "cv_false_refusals": _share(refused[in_voice]),
+        "cv_out_of_scope_refused": _share(refused[y[voice_rows] == 1]),
     }
     mean, std, w, b = _fit(x, y, weight)
     return Gate(mean, std, w, b, threshold, report)

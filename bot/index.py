@@ -26,10 +26,10 @@ import numpy as np
 from bot.chunk import Passage, chunk_document
 from bot.content import CONTENT_DIR, snapshot
 from bot.embed import Embedder
-from bot.errors import EmbedderMismatchError, IndexMissingError
+from bot.errors import DocumentError, EmbedderMismatchError, IndexMissingError
 from bot.gate import Gate, ScopeData, max_similarity, similarity_features, train_gate
 from bot.ingest import Document, load_documents
-from bot.lexical import LexicalIndex
+from bot.lexical import Glossary, LexicalIndex
 from bot.sections import SectionRecord, load_situations, section_records
 
 # Exact search is fast enough below this many passages; above it, HNSW keeps queries well under 100 ms.
@@ -231,7 +231,7 @@ def build_index(
     question_vectors = _stack([cache[_query_key(t)] for t in question_texts], embedder.dim)
     scope_vectors = _stack([cache[_query_key(t)] for t in scope.texts], embedder.dim)
     voice_vectors = _stack([cache[_query_key(t)] for t in scope.voices], embedder.dim)
-    gate = _train_gate(question_vectors, vectors, scope, scope_vectors, voice_vectors)
+    gate = _train_gate(question_vectors, vectors, scope, scope_vectors, voice_vectors, _names_harm(knowledge_dir))
 
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -287,10 +287,19 @@ def _stack(rows: list[np.ndarray], dim: int) -> np.ndarray:
     return np.stack(rows).astype(np.float32) if rows else np.empty((0, dim), np.float32)
 
 
+def _names_harm(knowledge_dir: Path):
+    """The glossary's test for words of someone being hurt (never true without a loadable glossary: the build
+    then calibrates the gate on the gate alone, and the snapshot keeps the glossary's good copy)."""
+    try:
+        return Glossary.load(knowledge_dir / "glossary.yaml").names_harm
+    except DocumentError:
+        return lambda text: False
+
+
 def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, scope_vectors: np.ndarray,
-                voices: np.ndarray):
+                voices: np.ndarray, names_harm=lambda text: False):
     """Train the scope gate on this build's questions (in), off-topic questions (out), chat phrases and the
-    real-voice questions labelled in or out."""
+    real-voice questions labelled in or out. `names_harm(text)`: the answerer never declines such a message."""
     kinds = np.array(scope.kinds)
     off, chat = scope_vectors[kinds == "out"], scope_vectors[kinds == "chat"]
     if len(questions) < 10 or len(off) < 10 or len(chat) < 5:
@@ -308,7 +317,9 @@ def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, s
     labels = (["in"] * len(questions) + ["out"] * len(off) + ["chat"] * len(chat)
               + ["in" if flag else "out" for flag in scope.voice_in_scope])
     voice = np.arange(len(labels)) >= len(labels) - len(voices)
-    gate = train_gate(embeddings, feats, labels, voice)
+    never_refused = np.concatenate([np.zeros(len(labels) - len(voices), bool),
+                                    np.array([names_harm(t) for t in scope.voices], bool)])
+    gate = train_gate(embeddings, feats, labels, voice, never_refused)
     # Below this closeness to any section's question, an in-scope message is vague: it gets a short answer
     # and the walkthroughs that fit rather than quotes (the least similar 5 % of the questions, each measured
     # without itself).

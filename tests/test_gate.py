@@ -84,6 +84,25 @@ def test_training_separates_classes_and_reports_a_cross_validated_threshold():
     assert again.threshold == gate.threshold and np.allclose(again.weights, gate.weights)
 
 
+def test_questions_the_bot_never_refuses_do_not_hold_the_threshold_down():
+    rng = np.random.default_rng(1)
+    centres = np.eye(3, 16)
+    emb = np.concatenate([_cluster(rng, centres[i], 60, spread=0.4) for i in range(3)]).astype(np.float32)
+    labels = ["in"] * 60 + ["out"] * 60 + ["chat"] * 60
+    feats = similarity_features(emb[:, 0], emb[:, 0], emb[:, 1], emb[:, 2])
+    voice = np.zeros(len(labels), bool)
+    voice[30:60] = voice[90:120] = True
+    plain = train_gate(emb, feats, labels, voice)
+    # The in-scope voices the gate likes least tell of someone being hurt: the answerer answers them anyway.
+    p_in = plain.probabilities(np.concatenate([emb, feats], axis=1))[:, 0]
+    hurt = np.zeros(len(labels), bool)
+    hurt[30 + np.argsort(p_in[30:60])[:5]] = True
+    calibrated = train_gate(emb, feats, labels, voice, never_refused=hurt)
+    assert calibrated.threshold > plain.threshold
+    assert calibrated.report["cv_false_refusals"] <= 0.034  # at most 1 of 30, as before: what users get
+    assert calibrated.report["cv_out_of_scope_refused"] > plain.report["cv_out_of_scope_refused"]
+
+
 def test_a_build_records_sections_questions_and_the_trained_gate(tmp_path):
     build_index(KNOWLEDGE, tmp_path / "index", HashEmbedder())
     index = load_index(tmp_path / "index", HashEmbedder())

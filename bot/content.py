@@ -1,8 +1,8 @@
 """The content files the bot reads at start-up, and their last good copy.
 
 Besides the documents (whose last good state is the index in service), the bot reads small content files
-from knowledge/ when a channel starts: the UI catalogue, flows, routing, scope, glossary, safety data and
-help lines, drafts and contacts. A typo in one of them must not take the bot down, so:
+from knowledge/ when a channel starts: the UI catalogue, flows, routing, scope, glossary, explanations, safety
+data and help lines, drafts and contacts. A typo in one of them must not take the bot down, so:
 
 - every index build keeps a copy of these files in `<build>/content/` (`snapshot`), but only files that load
   cleanly; a broken file keeps the copy the build in service had, its last good copy;
@@ -86,6 +86,12 @@ def _check_glossary(root: Path) -> None:
     Glossary.load(root / "glossary.yaml")
 
 
+def _check_explain(root: Path) -> None:
+    from bot.explain import Terms
+
+    Terms.load(root / "explain.yaml")
+
+
 def _check_routing(root: Path) -> None:
     from bot.answer import Router
 
@@ -149,6 +155,7 @@ PARTS = (
     Part(("ui/*.yaml",), load_catalog),
     Part(("flows/*.yaml",), _check_flows),
     Part(("glossary.yaml",), _check_glossary),
+    Part(("explain.yaml",), _check_explain),
     Part(("routing.yaml",), _check_routing),
     Part(("scope.yaml",), _check_scope),
     Part(("scope/*.yaml",), _check_scope_data),

@@ -32,6 +32,7 @@ import unicodedata
 from datetime import UTC, datetime, timedelta
 
 from bot.commands import COMMAND_ALIASES, COMMANDS, Commands, command_name
+from bot.explain import Explanations
 from bot.feedback import FeedbackBook
 from bot.flows import Flow
 from bot.i18n import LANGUAGES, Catalog
@@ -127,8 +128,8 @@ class Dialog:
 
     The core keeps the user's state and routes input; the concerns live in their own modules:
     `Walkthroughs` (bot/walkthrough.py), `Commands` (bot/commands.py), `Questions` (bot/questions.py),
-    `FeedbackBook` (bot/feedback.py) and `StaffProof` (bot/staff_proof.py). They reach shared helpers
-    (catalogue, menu, store, answerer) through the core.
+    `Explanations` (bot/explain.py), `FeedbackBook` (bot/feedback.py) and `StaffProof` (bot/staff_proof.py).
+    They reach shared helpers (catalogue, menu, store, answerer) through the core.
 
     Args:
         settings: `bot.config.Settings` (uses staff_invite_code and state_retention_days).
@@ -153,6 +154,7 @@ class Dialog:
         self.require_staff_proof = require_staff_proof
         self.walk = Walkthroughs(self, flows)
         self.commands = Commands(self)
+        self.explain = Explanations.from_core(self)
         self.questions = Questions(self)
         self.feedback = FeedbackBook(self)
         self.staff = StaffProof(self)
@@ -247,6 +249,7 @@ class Dialog:
         self.staff.forget_user(user_id)
         self.feedback.forget_user(user_id)
         self.questions.forget_user(user_id)
+        self.explain.forget_user(user_id)
         self.walk.forget_user(user_id)  # quiz tallies (memory only)
         existed = self.store.forget(user_id)
         text = self.t("forgotten" if existed else "forgotten_nothing", lang)

@@ -100,6 +100,8 @@ class Questions:
             answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                        writer_role=state.role, check_safety=check_safety)
             recent, asked = self._recall(state.user_id), text
+            if answer.intent == "followup_meaning" and not core.explain.names_a_term(text):
+                return self._explain(state, lang, answer.intent)  # "hva betyr det?" is about the last reply
             if answer.kind == "vague" and recent and len(text) <= FOLLOW_UP_CHARS:
                 # A short follow-up ("og hvis det er læreren?") is read together with the previous question.
                 combined = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
@@ -120,6 +122,7 @@ class Questions:
         if answer.answered and self.distress.heard(text):  # the person first, then the advice
             lead_notes.append(core.catalog.get("chat.acknowledge", lang))
         text_out = "\n\n".join(lead_notes + [answer.answer])
+        core.explain.saw(state.user_id, answer.short or answer.answer if answer.kind == "vague" else text_out)
         if not answer.answered:
             return [Reply(text_out, [], buttons, kind=answer.kind if answer.kind == "decline" else "refusal",
                           lang=lang)]
@@ -182,18 +185,30 @@ class Questions:
         if intent == "help":
             return [core.menu(state, lead=core.t("help", lang))]
         if intent in EXPLAIN_AGAIN:
-            recent = self._recall(state.user_id)
-            short = core.answerer.short_answer(recent.section, lang) if recent else None
-            if short:
-                key = "chat.simpler" if intent == "simpler" else "chat.meaning"
-                return [Reply(f"{core.catalog.get(key, lang)} {short}", buttons=self._buttons(state, answer, lang))]
-            key = "chat.simpler_none" if intent == "simpler" else "chat.not_understood"
-            return [core.menu(state, lead=core.catalog.get(key, lang))]
+            return self._explain(state, lang, intent)
         key = f"chat.{intent}" if f"chat.{intent}" in core.catalog else "chat.greeting"
         if intent in ("greeting", "not_understood", "who_are_you"):
             return [core.menu(state, lead=core.catalog.get(key, lang))]
         back = core.walk.resume_button(state) or core.menu_button(lang)
         return [Reply(core.catalog.get(key, lang), buttons=[[back]])]
+
+    def _explain(self, state, lang: str, intent: str) -> list[Reply]:
+        """"hva betyr det?", "forklar enklere", "jeg forstår ikke": the terms of the last reply in plain words, each
+        with its source; without such terms, the short answer of the last topic; else ask what to explain."""
+        core = self.core
+        back = [[core.walk.resume_button(state) or core.menu_button(lang)]]
+        explained = core.explain.explain(state, lang)
+        if explained:
+            lines, citations = explained
+            text = "\n\n".join([core.catalog.get("chat.meaning", lang), *lines,
+                                  core.catalog.get("chat.meaning_more", lang)])
+            return [Reply(text, citations, back, kind="explain", lang=lang)]
+        recent = self._recall(state.user_id)
+        short = core.answerer.short_answer(recent.section, lang) if recent else None
+        if short and intent != "followup_meaning":
+            return [Reply(f"{core.catalog.get('chat.simpler', lang)} {short}", buttons=back, lang=lang)]
+        key = {"simpler": "chat.simpler_none", "not_understood": "chat.not_understood"}.get(intent, "chat.meaning_none")
+        return [core.menu(state, lead=core.catalog.get(key, lang))]
 
     # -- buttons and commands ------------------------------------------------------------------------------
     def on_button(self, state, args: list[str]) -> list[Reply] | None:

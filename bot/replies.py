@@ -47,7 +47,7 @@ class Reply:
     text: str
     citations: list[Citation] = field(default_factory=list)
     buttons: list[list[Button]] = field(default_factory=list)
-    kind: str = "info"  # info | answer | vague | urgent | decline | refusal | flow_step | menu | error
+    kind: str = "info"  # info | answer | vague | explain | urgent | decline | refusal | flow_step | menu | error
     feedback_id: str | None = None  # set on answers: channels offer 👍/👎 for it
     help: list[dict] = field(default_factory=list)  # urgent: the help numbers shown ({"number", "name"})
     # The language of this reply when it is not the conversation's (an English answer in a bokmål session):

@@ -216,6 +216,7 @@ class Walkthroughs:
             parts.append(self._score_line(state.user_id, flow, lang))
         if step.is_end:
             parts.append(self._t("flow.end", lang, title=pick(flow.title, lang)))
+        self.core.explain.saw(state.user_id, "\n".join(parts))
         return Reply("\n\n".join(parts), self.step_citations(state, step), self.step_rows(state, flow, step),
                      kind="flow_step")
 
@@ -232,7 +233,7 @@ class Walkthroughs:
         if not step.passages:
             return []
         try:
-            keys = passage_keys_for(step, state.language, self._document_language)
+            keys = passage_keys_for(step, state.language, self.document_language)
             return list(self.core.answerer.citations_for_keys(keys, self.core.retrieval_role(state)))
         except Exception:
             log.exception("looking up the passages of a flow step failed")
@@ -248,7 +249,8 @@ class Walkthroughs:
             return f"k|{button.command}"  # the core runs the command; if it is not there, it says so calmly
         return f"s|{flow.id}|{step.id}|{index}"
 
-    def _document_language(self, doc_id: str) -> str | None:
+    def document_language(self, doc_id: str) -> str | None:
+        """The language of a document id (None if unknown), read once from the answerer."""
         if self._languages is None:
             try:
                 self._languages = {str(doc.get("id")): str(doc.get("language") or "")

@@ -29,7 +29,8 @@ from bot.index import build_index
 from bot.lexical import Glossary
 from paths import KNOWLEDGE, REPO
 
-CONTENT = ["ui", "flows", "safety", "help", "drafts", "scope", "routing.yaml", "scope.yaml", "glossary.yaml"]
+CONTENT = ["ui", "flows", "safety", "help", "drafts", "scope", "routing.yaml", "scope.yaml", "glossary.yaml",
+           "explain.yaml"]
 DOCUMENTS = ["kapittel-12-forklart.md", "veiledning-for-foreldre.md"]
 USER = "u1"
 FLOW = "forelder-utrygg"
@@ -94,6 +95,7 @@ BREAKS = {
     "scope-yaml": ("scope.yaml", "out_of_scope:\n  - 'SFO\n  bad: [\n"),
     "scope-shape": ("scope.yaml", "- Skoleruta\n- Karakterer\n"),
     "glossary-shape": ("glossary.yaml", "canonical: [mobbing]\n"),
+    "explain-shape": ("explain.yaml", "terms:\n  - {id: rektor, words: [rektor]}\n"),
     "catalogue-yaml": ("ui/dialog.nb.yaml", "dialog.menu: 'x\n"),
     "catalogue-shape": ("ui/safety.nn.yaml", "- a\n- b\n"),
     "catalogue-key": ("ui/dialog.nb.yaml", lambda k: drop_key(k, "dialog.menu")),

@@ -4,6 +4,7 @@ an answer, a vague question, small talk, navigation, a follow-up, a decline, ano
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 
@@ -78,6 +79,55 @@ def test_follow_ups_about_an_adult_at_school_lead_with_the_stricter_duty(dialog)
     assert "§ 12-5" in follow.citations[0].refs  # what changed leads, not the duty in general
     again = one(dialog.handle_text(USER, "og hvis det er en assistent?"))  # still an adult who harms a pupil
     assert again.kind in ("answer", "vague") and "§ 12-5" in again.citations[0].refs
+
+
+@pytest.mark.parametrize("lang, question, follow", [
+    ("nb", "Hva må skolen gjøre når barnet mitt blir mobbet?", "hva betyr det?"),
+    ("nn", "Kva må skolen gjere når barnet mitt blir mobba?", "kva tyder det?"),
+    ("en", "What must the school do when my child is bullied?", "what does that mean?"),
+])
+def test_what_does_that_mean_explains_the_words_of_the_last_answer(dialog, lang, question, follow):
+    dialog.handle_button(USER, f"l|{lang}")
+    dialog.handle_button(USER, "r|parent")
+    first = one(dialog.handle_text(USER, question))
+    assert first.kind == "answer"
+    terms = dialog.explain.terms
+    named = terms.named_in(first.text)
+    assert named  # the answer uses at least one word the bot can explain
+    reply = one(dialog.handle_text(USER, follow))
+    assert reply.kind == "explain" and reply.citations
+    explained = [terms.get(term_id).text[lang] for term_id in named[:3]]
+    assert all(text in reply.text for text in explained)  # the words of that answer, not a new search
+    assert first.text.split("\n\n")[0] not in reply.text  # never the same answer again
+    marks = {int(m) for m in re.findall(r"\[(\d+)\]", reply.text)}
+    assert marks == {c.n for c in reply.citations}  # every explanation rests on a cited passage
+
+
+def test_simpler_please_in_a_walkthrough_explains_the_step_and_keeps_the_place(dialog):
+    dialog.handle_button(USER, "r|parent")
+    step = one(dialog.handle_button(USER, "f|forelder-utrygg"))
+    step = one(dialog.handle_button(USER, data(step)[1]))  # "we have told the school": what the school must do
+    assert step.kind == "flow_step" and dialog.explain.terms.named_in(step.text)
+    reply = one(dialog.handle_text(USER, "forklar enklere"))
+    assert reply.kind == "explain" and reply.citations
+    assert data(reply)[0].startswith("c|forelder-utrygg|")  # "continue" goes back to the same step
+
+
+def test_what_does_that_mean_with_nothing_before_asks_which_word(dialog):
+    reply = one(dialog.handle_text(USER, "hva betyr det?"))
+    assert reply.kind == "menu" and "ordet" in reply.text and not reply.citations
+    dialog.handle_button(USER, "r|parent")
+    one(dialog.handle_text(USER, "Hva skal stå i en aktivitetsplan?"))
+    dialog.handle_command(USER, "slett")  # deleting your data forgets what you last read, too
+    again = one(dialog.handle_text(USER, "hva betyr det?"))
+    assert again.kind == "menu" and not again.citations
+
+
+def test_a_named_term_is_a_question_not_a_follow_up(dialog):
+    dialog.handle_button(USER, "r|parent")
+    one(dialog.handle_text(USER, "Hva må skolen gjøre når barnet mitt blir mobbet?"))
+    reply = one(dialog.handle_text(USER, "hva betyr tvangsmulkt?"))
+    assert reply.kind in ("answer", "vague") and any("§ 12-8" in c.refs for c in reply.citations)
 
 
 def test_a_vague_question_without_context_is_never_refused(dialog):

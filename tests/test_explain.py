@@ -1,0 +1,79 @@
+"""Plain-word explanations of the terms a reply used (bot/explain.py, knowledge/explain.yaml)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from bot.errors import DocumentError
+from bot.explain import Terms
+from paths import KNOWLEDGE
+
+
+def term(term_id, words, source="kapittel-12-forklart#§ 12-4", **texts):
+    return {"id": term_id, "words": words, "source": source,
+            **{lang: texts.get(lang, f"{term_id} ({lang})") for lang in ("nb", "nn", "en")}}
+
+
+def load(tmp_path, terms):
+    path = tmp_path / "explain.yaml"
+    path.write_text(yaml.safe_dump({"terms": terms}, allow_unicode=True), encoding="utf-8")
+    return Terms.load(path)
+
+
+def test_terms_are_found_at_word_starts_in_the_files_order(tmp_path):
+    terms = load(tmp_path, [
+        term("tvangsmulkt", ["tvangsmulkt"]),
+        term("skjerpet", ["skjerpet aktivitetsplikt"]),
+        term("aktivitetsplikt", ["aktivitetsplikt", "duty to act"]),
+        term("plan", ["plan"]),
+    ])
+    text = "Skolen har aktivitetsplikten. Hjelper ikke det, kan Statsforvalteren bruke tvangsmulkt."
+    assert terms.named_in(text) == ["tvangsmulkt", "aktivitetsplikt"]  # the file's order, not the text's
+    assert terms.named_in("Den skjerpede … nei: SKJERPET AKTIVITETSPLIKT gjelder") == ["skjerpet"]
+    assert terms.named_in("The school's duty to act") == ["aktivitetsplikt"]
+    # A short word matches only as a whole word: "planleggingsdag" is not "plan", and "aplan" is no word start.
+    assert terms.named_in("planleggingsdag og aplan") == []
+    assert terms.named_in("en skriftlig plan.") == ["plan"]
+
+
+def test_the_shipped_explanations_load_and_name_terms_the_answers_use():
+    terms = Terms.load(KNOWLEDGE / "explain.yaml")
+    assert len(terms.terms) >= 15
+    ids = terms.named_in("Skolen må undersøke snarest og lage en skriftlig plan; hjelper ikke det, kan dere melde "
+                         "saken til Statsforvalteren.")
+    assert {"snarest", "statsforvalteren"} <= set(ids)
+    for item in terms.terms:  # every explanation is short enough to read on a phone
+        assert all(len(text) <= 320 for text in item.text.values()), item.id
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda t: t[0].pop("en"), "lacks its explanation in en"),
+    (lambda t: t[0].update(source="kapittel-12-forklart"), "needs a 'source'"),
+    (lambda t: t[1].update(words=["tvangsmulkt"]), "names both"),
+    (lambda t: t[1].update(id="tvangsmulkt"), "unique 'id'"),
+    (lambda t: t[0].update(words="tvangsmulkt"), "needs 'words'"),
+    (lambda t: t.append("bare tekst"), "must be a mapping"),
+])
+def test_a_broken_explanations_file_names_itself_and_the_problem(tmp_path, change, message):
+    terms = [term("tvangsmulkt", ["tvangsmulkt"]), term("rektor", ["rektor"])]
+    change(terms)
+    with pytest.raises(DocumentError) as raised:
+        load(tmp_path, terms)
+    assert message in str(raised.value) and "explain.yaml" in str(raised.value)
+
+
+def test_no_file_means_no_terms(tmp_path):
+    assert Terms.load(tmp_path / "explain.yaml").named_in("aktivitetsplikt") == []
+
+
+def test_every_explanation_cites_a_passage_a_parent_and_a_pupil_may_see(hash_settings):
+    from bot.answer import Answerer
+    from bot.flows import passage_alternatives
+
+    answerer = Answerer.from_settings(hash_settings)
+    for item in Terms.load(KNOWLEDGE / "explain.yaml").terms:
+        for key in passage_alternatives(item.source):
+            assert answerer.resolve_passage_key(key), f"{item.id}: {key} names no passage"
+        for role in ("parent", "pupil"):
+            assert answerer.citations_for_keys(passage_alternatives(item.source)[:1], role), (item.id, role)

@@ -391,8 +391,8 @@ class Answerer:
             lang: the language to answer in (the chosen one; the caller may switch it for a question
                 written in another language).
             writer_role: the role the user chose, for the safety wording (None: not chosen yet, so the
-                message's own cues decide; a staff member answered with public passages until proven still
-                gets staff wording in a crisis). By default the same as `role`.
+                message's own cues decide, also whether the pupils' guides answer; a staff member answered
+                with public passages until proven still gets staff wording in a crisis). By default the same as `role`.
             check_safety: False only when the user already got the help numbers for this very question.
             context: the previous question, when this one is a short follow-up ("og hvis det er læreren?"): both
                 are read together, the follow-up weighing more, since it says what changed.
@@ -419,6 +419,11 @@ class Answerer:
                          else self.safety.reply(result, lang, self.catalog))
                 return Answer(question, True, reply.text, [], None, role, kind="urgent", lang=lang,
                               urgent=True, help=list(reply.help), category=result.category)
+        if writer_role is None and role == "parent" and self.safety is not None \
+                and self.safety.writer(query, "parent") == "pupil":
+            # No role chosen, and a pupil wrote this ("jeg er 13 og …"): answer from the pupils' guides, which
+            # pupils and parents may both read, rather than tell a child to "talk with your child".
+            role = "pupil"
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
         decision, facts = self.classify(query, query_vec, hits, role)
         if decision == "chat" and facts.get("intent") in FOLLOW_UP_INTENTS:

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 BACK, SOURCES, NEXT = "b", "i", "n"  # the last field of s|<flow>|<step>|… beyond the step's own buttons
 QUIZ_MEMORY = 4096  # (user, flow) tallies kept; the oldest are dropped first
+# Someone who has not said who they are may open the walkthroughs for these roles (never the staff ones): a
+# pupil who writes "jeg er 13 og …" first is offered the pupils' walkthrough, and a poster's link opens it.
+PUBLIC_FLOW_ROLES = ("parent", "pupil")
 
 
 def needs_danger_button(flow: Flow, step: FlowStep) -> bool:
@@ -75,7 +78,10 @@ class Walkthroughs:
         return (flow, step) if step else None
 
     def allowed(self, flow: Flow, state) -> bool:
-        return (state.role or "parent") in flow.roles
+        """Whether the user may open the flow: one for their role; without a role, any parent's or pupil's."""
+        if state.role is None:
+            return bool(set(flow.roles) & set(PUBLIC_FLOW_ROLES))
+        return state.role in flow.roles
 
     def offered(self, state, primary: str | None) -> list[Flow]:
         role = state.role or "parent"

@@ -130,6 +130,19 @@ def test_a_named_term_is_a_question_not_a_follow_up(dialog):
     assert reply.kind in ("answer", "vague") and any("§ 12-8" in c.refs for c in reply.citations)
 
 
+def test_a_pupil_who_has_not_chosen_a_role_is_answered_as_a_pupil(dialog):
+    story = ("jeg er 13 og de i klassen kaller meg stygg hver dag og ingen vil sitte med meg i kantina. "
+             "jeg orker ikke gå på skolen mer. hva skal jeg gjøre")
+    reply = one(dialog.handle_text(USER, story))
+    assert reply.kind == "answer" and dialog.store.get_user(USER) is None  # nothing stored, no role set
+    assert reply.citations[0].passage_id.startswith("elevguide#")  # the pupils' guide, in the pupil's words
+    assert "barnet" not in reply.text.split("\n\n")[1]  # not "talk with your child" to a child
+    assert "f|elev-utrygg" in data(reply)  # the pupils' walkthrough, which a pupil without a role may open
+    assert one(dialog.handle_button(USER, "f|elev-utrygg")).kind == "flow_step"
+    parent = one(dialog.handle_text("a-parent", "min sønn blir plaget av en gutt i klassen, hva gjør jeg?"))
+    assert "barnet" in parent.text.split("\n\n")[0]  # a parent's message is still answered for a parent
+
+
 def test_a_vague_question_without_context_is_never_refused(dialog):
     dialog.handle_button(USER, "r|parent")
     reply = one(dialog.handle_text(USER, "Kva om skulen ikkje gjer noko?"))

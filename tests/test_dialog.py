@@ -365,6 +365,12 @@ def test_a_flow_for_another_role_cannot_be_started_by_button(dialog):
     assert reply.text.startswith(t("flow_not_for_role")) and position(dialog) == (None, None)
 
 
+def test_without_a_role_the_public_walkthroughs_open_but_not_the_staff_ones(dialog):
+    assert one(dialog.handle_button(USER, "f|elev-utrygg")).kind == "flow_step"
+    reply = one(dialog.handle_button("someone", "f|rektor-sak"))
+    assert reply.text.startswith(t("flow_not_for_role")) and dialog.store.get_user("someone") is None
+
+
 # -- staff proof ----------------------------------------------------------------------------------------------
 def test_unproven_staff_get_public_content_only(make, answerer):
     dialog = make(proof=True)

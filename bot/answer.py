@@ -19,7 +19,7 @@ from bot.embed import Embedder, make_embedder
 from bot.errors import DocumentError
 from bot.i18n import Catalog
 from bot.index import LoadedIndex, load_index
-from bot.gate import similarity_features
+from bot.gate import TopicWords, similarity_features
 from bot.lexical import Glossary, char_ngrams, normalise_query
 from bot.ranking import load_model, ranking_path
 from bot.replies import Citation
@@ -304,6 +304,10 @@ class Answerer:
         self._chat = vectors[self._chat_ids] if vectors is not None and len(self._chat_ids) else empty
         texts, labels = self.index.scope.get("texts", []), self.index.scope.get("labels", [])
         self._chat_phrases = {normalise_query(texts[i]): labels[i] for i in self._chat_ids if i < len(texts)}
+        gate = self.index.gate
+        # The gate's own build says whether it reads the topic words (an index built before them does not).
+        self._topic_words = TopicWords(self.index.scope.get("words", []) if gate and gate.report.get("topic_words")
+                                       else [])
 
     @classmethod
     def from_settings(cls, settings, use_model: bool = True, *, content=None) -> "Answerer":
@@ -362,7 +366,8 @@ class Answerer:
         o_sims = self._off @ query_vec if len(self._off) else np.zeros(1, np.float32)
         c_sims = self._chat @ query_vec if len(self._chat) else np.zeros(1, np.float32)
         features = similarity_features(np.array([q_max]), np.array([p_max]), np.array([o_sims.max()]),
-                                       np.array([c_sims.max()]))
+                                       np.array([c_sims.max()]),
+                                       self._topic_words.named([query]) if self._topic_words else None)
         decision, probs = gate.decide(np.concatenate([query_vec[None, :], features], axis=1))
         facts["p_in"] = float(probs[0])
         if decision == "chat":

@@ -13,6 +13,7 @@ message that tells of someone being hurt is never refused) and recorded with the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,14 +44,19 @@ class ScopeData:
     where: list[str]  # for off-topic: school | kommune | ppt | …; "" for chat
     voices: list[str] = field(default_factory=list)  # real-voice questions …
     voice_in_scope: list[bool] = field(default_factory=list)  # … and whether each is in scope
+    words: list[str] = field(default_factory=list)  # words that name an off-topic subject ("standpunktkarakter")
 
     @classmethod
     def load(cls, knowledge_dir: Path) -> "ScopeData":
-        texts, kinds, labels, where = [], [], [], []
+        texts, kinds, labels, where, words = [], [], [], [], []
         for path in sorted((knowledge_dir / "scope").glob("off-topic*.yaml")):
             for topic in read_yaml_mapping(path, required=False).get("topics") or []:
                 if not isinstance(topic, dict) or not topic.get("id") or not isinstance(topic.get("questions"), list):
                     raise DocumentError(path, "each topic needs an id and a list of questions")
+                topic_words = topic.get("words") or []
+                if not isinstance(topic_words, list) or not all(str(w).strip() for w in topic_words):
+                    raise DocumentError(path, f"topic '{topic['id']}': 'words' must be a list of words")
+                words += [str(w).strip().casefold() for w in topic_words]
                 for question in topic["questions"]:
                     texts.append(str(question))
                     kinds.append("out")
@@ -76,7 +82,7 @@ class ScopeData:
                     raise DocumentError(path, "each question needs a text and in_scope: true or false")
                 voices.append(str(item["text"]))
                 voice_in_scope.append(item["in_scope"])
-        return cls(texts, kinds, labels, where, voices, voice_in_scope)
+        return cls(texts, kinds, labels, where, voices, voice_in_scope, list(dict.fromkeys(words)))
 
 
 
@@ -91,9 +97,32 @@ def max_similarity(vectors: np.ndarray, against: np.ndarray, leave_one_out: bool
     return sims.max(axis=1)
 
 
-def similarity_features(q: np.ndarray, p: np.ndarray, o: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Per message: closeness to in-scope questions, passages, off-topic questions, chat, and the gaps."""
-    return np.stack([q, p, o, c, q - o, q - c, np.maximum(q, p) - np.maximum(o, c)], axis=1).astype(np.float32)
+def similarity_features(q: np.ndarray, p: np.ndarray, o: np.ndarray, c: np.ndarray,
+                        named: np.ndarray | None = None) -> np.ndarray:
+    """Per message: closeness to in-scope questions, passages, off-topic questions, chat, and the gaps; with
+    `named`, whether it names an off-topic subject (`TopicWords`)."""
+    columns = [q, p, o, c, q - o, q - c, np.maximum(q, p) - np.maximum(o, c)]
+    return np.stack(columns + ([named] if named is not None else []), axis=1).astype(np.float32)
+
+
+class TopicWords:
+    """Words that name an off-topic subject (the `words` of knowledge/scope/off-topic*.yaml topics): "karakter",
+    "permisjon", "IOP". The 4-bit embedding puts "skolen følger ikke IOP-en" next to "skolen følger ikke planen";
+    the word tells them apart. Only a gate feature: the gate learns from data how much it counts, so in-scope
+    voices that use such a word ("fikk dårligere karakter etter at jeg sa fra") teach it where it does not."""
+
+    def __init__(self, words: list[str]):
+        alternatives = sorted((re.escape(w) + (r"\b" if len(w) < 5 else "") for w in words), key=len, reverse=True)
+        self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")") if alternatives else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def named(self, texts: list[str]) -> np.ndarray:
+        """1.0 for each text that names an off-topic subject, else 0.0."""
+        if self._pattern is None:
+            return np.zeros(len(texts), np.float32)
+        return np.array([1.0 if self._pattern.search(t.casefold()) else 0.0 for t in texts], np.float32)
 
 
 class Gate:

@@ -27,7 +27,7 @@ from bot.chunk import Passage, chunk_document
 from bot.content import CONTENT_DIR, snapshot
 from bot.embed import Embedder
 from bot.errors import DocumentError, EmbedderMismatchError, IndexMissingError
-from bot.gate import Gate, ScopeData, max_similarity, similarity_features, train_gate
+from bot.gate import Gate, ScopeData, TopicWords, max_similarity, similarity_features, train_gate
 from bot.ingest import Document, load_documents
 from bot.lexical import Glossary, LexicalIndex
 from bot.sections import SectionRecord, load_situations, section_records
@@ -231,7 +231,8 @@ def build_index(
     question_vectors = _stack([cache[_query_key(t)] for t in question_texts], embedder.dim)
     scope_vectors = _stack([cache[_query_key(t)] for t in scope.texts], embedder.dim)
     voice_vectors = _stack([cache[_query_key(t)] for t in scope.voices], embedder.dim)
-    gate = _train_gate(question_vectors, vectors, scope, scope_vectors, voice_vectors, _names_harm(knowledge_dir))
+    gate = _train_gate(question_vectors, vectors, scope, scope_vectors, voice_vectors, _names_harm(knowledge_dir),
+                       question_texts)
 
     builds = index_dir / "builds"
     builds.mkdir(parents=True, exist_ok=True)
@@ -257,7 +258,8 @@ def build_index(
         sections_data = {"sections": [r.to_json() for r in records], "question_section": question_section}
         (tmp / "sections.json").write_text(json.dumps(sections_data, ensure_ascii=False))
         np.save(tmp / "questions.npy", question_vectors)
-        scope_data = {"texts": scope.texts, "kinds": scope.kinds, "labels": scope.labels, "where": scope.where}
+        scope_data = {"texts": scope.texts, "kinds": scope.kinds, "labels": scope.labels, "where": scope.where,
+                      "words": scope.words}
         (tmp / "scope.json").write_text(json.dumps(scope_data, ensure_ascii=False))
         np.save(tmp / "scope.npy", scope_vectors)
         (tmp / "gate.json").write_text(json.dumps(gate.to_json() if gate else None))
@@ -297,18 +299,24 @@ def _names_harm(knowledge_dir: Path):
 
 
 def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, scope_vectors: np.ndarray,
-                voices: np.ndarray, names_harm=lambda text: False):
+                voices: np.ndarray, names_harm=lambda text: False, question_texts: list[str] | None = None):
     """Train the scope gate on this build's questions (in), off-topic questions (out), chat phrases and the
-    real-voice questions labelled in or out. `names_harm(text)`: the answerer never declines such a message."""
+    real-voice questions labelled in or out. `names_harm(text)`: the answerer never declines such a message.
+    With `question_texts` and topic words, whether a message names an off-topic subject is a feature too."""
     kinds = np.array(scope.kinds)
     off, chat = scope_vectors[kinds == "out"], scope_vectors[kinds == "chat"]
     if len(questions) < 10 or len(off) < 10 or len(chat) < 5:
         return None  # not enough data to learn from: the answerer falls back to its similarity floor
+    topic_words = TopicWords(scope.words) if question_texts is not None else TopicWords([])
+    pairs = list(zip(scope.texts, scope.kinds, strict=True))
+    of_kind = {kind: [t for t, k in pairs if k == kind] for kind in ("out", "chat")}
+    texts = {"in": question_texts or [], **of_kind, "voice": scope.voices}
 
     def features(vectors: np.ndarray, own: str) -> np.ndarray:
         return similarity_features(
             max_similarity(vectors, questions, own == "in"), max_similarity(vectors, passages),
             max_similarity(vectors, off, own == "out"), max_similarity(vectors, chat, own == "chat"),
+            topic_words.named(texts[own]) if topic_words else None,
         )
 
     embeddings = np.concatenate([questions, off, chat, voices])
@@ -320,6 +328,7 @@ def _train_gate(questions: np.ndarray, passages: np.ndarray, scope: ScopeData, s
     never_refused = np.concatenate([np.zeros(len(labels) - len(voices), bool),
                                     np.array([names_harm(t) for t in scope.voices], bool)])
     gate = train_gate(embeddings, feats, labels, voice, never_refused)
+    gate.report["topic_words"] = bool(topic_words)  # the answerer adds the same feature, from the same words
     # Below this closeness to any section's question, an in-scope message is vague: it gets a short answer
     # and the walkthroughs that fit rather than quotes (the least similar 5 % of the questions, each measured
     # without itself).

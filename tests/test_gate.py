@@ -7,7 +7,7 @@ import pytest
 
 from bot.embed import HashEmbedder
 from bot.errors import DocumentError
-from bot.gate import CLASSES, Gate, ScopeData, similarity_features, train_gate
+from bot.gate import CLASSES, Gate, ScopeData, TopicWords, similarity_features, train_gate
 from bot.index import build_index, load_index, serves
 from bot.ingest import load_documents
 from bot.language import detect_language
@@ -50,6 +50,7 @@ def test_no_question_that_is_only_measured_trains_the_gate():
         ("conversation.yaml", "intents: [hei]", "map an intent"),
         ("calibration.yaml", "questions: [{text: hei}]", "in_scope"),
         ("off-topic.yaml", "topics: [oops", "cannot read the YAML"),
+        ("off-topic.yaml", "topics: [{id: x, questions: [a], words: karakter}]", "'words' must be a list"),
     ],
 )
 def test_broken_scope_data_names_the_file(tmp_path, name, text, problem):
@@ -103,10 +104,21 @@ def test_questions_the_bot_never_refuses_do_not_hold_the_threshold_down():
     assert calibrated.report["cv_out_of_scope_refused"] > plain.report["cv_out_of_scope_refused"]
 
 
+def test_topic_words_name_off_topic_subjects_at_word_starts():
+    words = TopicWords(ScopeData.load(KNOWLEDGE).words)
+    named = words.named(["Hvordan klager jeg på standpunktkarakteren?", "sønnen min har IOP, men den følges ikke",
+                         "kan vi få permisjon i oktober?", "barnet mitt blir mobbet på SFO", "en skopp", "utopia"])
+    assert named.tolist() == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]  # "iop" only as a word; SFO is not off-topic
+    assert not TopicWords([]) and TopicWords([]).named(["karakter"]).tolist() == [0.0]
+
+
 def test_a_build_records_sections_questions_and_the_trained_gate(tmp_path):
     build_index(KNOWLEDGE, tmp_path / "index", HashEmbedder())
     index = load_index(tmp_path / "index", HashEmbedder())
     assert index.gate is not None and "threshold" in index.gate.report
+    # The gate reads whether a message names an off-topic subject, from the words its build recorded.
+    assert index.gate.report["topic_words"] and "permisjon" in index.scope["words"]
+    assert len(index.gate.mean) == HashEmbedder().dim + 8
     answered = [s for s in index.sections if s.short]
     assert len(answered) > 100 and all(set(s.short) == {"nb", "nn", "en"} for s in answered)
     assert len(index.question_vectors) == sum(len(s.questions) for s in index.sections)

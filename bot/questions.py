@@ -112,6 +112,7 @@ class Questions:
             log.exception("the answerer failed (question text not logged)")
             return [core.menu(state, lead=core.t("error", state.language), kind="error")]
         if answer.kind == "urgent":
+            core.explain.saw(state.user_id, answer.answer)  # "hva betyr det?" is now about the help reply
             return self._urgent(state, text, answer)
         if answer.kind == "chat":
             return self._chat(state, answer)

@@ -121,6 +121,11 @@ def test_what_does_that_mean_with_nothing_before_asks_which_word(dialog):
     dialog.handle_command(USER, "slett")  # deleting your data forgets what you last read, too
     again = one(dialog.handle_text(USER, "hva betyr det?"))
     assert again.kind == "menu" and not again.citations
+    one(dialog.handle_text(USER, "Hva skal stå i en aktivitetsplan?"))
+    assert dialog.handle_text(USER, "jeg vil ikke leve mer")[0].kind == "urgent"
+    after_help = one(dialog.handle_text(USER, "hva betyr det?"))  # about the help reply, not the plan before it
+    plan = dialog.explain.terms.get("aktivitetsplan").text["nb"]
+    assert plan not in after_help.text
 
 
 def test_a_named_term_is_a_question_not_a_follow_up(dialog):

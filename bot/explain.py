@@ -7,7 +7,6 @@ last read is remembered as term ids only (never text), in memory, for a few minu
 
 from __future__ import annotations
 
-import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -16,13 +15,13 @@ from pathlib import Path
 from bot.datafiles import read_yaml_mapping
 from bot.errors import DocumentError
 from bot.flows import passage_alternatives
+from bot.lexical import normalise_query, terms_regex
 from bot.replies import Citation
 
 LANGS = ("nb", "nn", "en")
 MAX_TERMS = 3  # more than three explanations is a lecture, not an answer to "what does that mean?"
 RECENT_SECONDS = 10 * 60
 RECENT_USERS = 4096  # memory bound: the oldest users are dropped first
-SHORT_WORD = 5  # shorter words must match as whole words ("plan" is not "planleggingsdag")
 
 
 @dataclass(frozen=True)
@@ -38,16 +37,9 @@ class Terms:
 
     def __init__(self, terms: list[Term]):
         self.terms = terms
-        alternatives = []
-        self._owner: dict[str, Term] = {}
-        for term in terms:
-            for word in term.words:
-                self._owner[word] = term
-                end = r"\b" if len(word) < SHORT_WORD else ""
-                alternatives.append(re.escape(word) + end)
+        self._owner = {normalise_query(word): term for term in terms for word in term.words}
         # Longest first, so "skjerpet aktivitetsplikt" wins over "aktivitetsplikt" where both start.
-        alternatives.sort(key=len, reverse=True)
-        self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")") if alternatives else None
+        self._pattern = terms_regex(sorted(self._owner, key=len, reverse=True)) if self._owner else None
 
     @classmethod
     def load(cls, path: Path) -> "Terms":
@@ -86,7 +78,7 @@ class Terms:
         """Ids of the terms `text` names, most needed first (the file's order)."""
         if self._pattern is None:
             return []
-        found = {self._owner[m.group(0)].id for m in self._pattern.finditer(text.casefold())}
+        found = {self._owner[m.group(0)].id for m in self._pattern.finditer(normalise_query(text))}
         return [term.id for term in self.terms if term.id in found]
 
     def get(self, term_id: str) -> Term | None:

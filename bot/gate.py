@@ -13,7 +13,6 @@ message that tells of someone being hurt is never refused) and recorded with the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from bot.datafiles import read_yaml_mapping
 from bot.errors import DocumentError
+from bot.lexical import normalise_query, terms_regex
 
 CLASSES = ("in", "out", "chat")
 FOLDS = 5
@@ -112,8 +112,7 @@ class TopicWords:
     voices that use such a word ("fikk dårligere karakter etter at jeg sa fra") teach it where it does not."""
 
     def __init__(self, words: list[str]):
-        alternatives = sorted((re.escape(w) + (r"\b" if len(w) < 5 else "") for w in words), key=len, reverse=True)
-        self._pattern = re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + ")") if alternatives else None
+        self._pattern = terms_regex(words) if words else None  # as the glossary matches: word starts
 
     def __bool__(self) -> bool:
         return self._pattern is not None
@@ -122,7 +121,7 @@ class TopicWords:
         """1.0 for each text that names an off-topic subject, else 0.0."""
         if self._pattern is None:
             return np.zeros(len(texts), np.float32)
-        return np.array([1.0 if self._pattern.search(t.casefold()) else 0.0 for t in texts], np.float32)
+        return np.array([1.0 if self._pattern.search(normalise_query(t)) else 0.0 for t in texts], np.float32)
 
 
 class Gate:

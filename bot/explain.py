@@ -7,6 +7,7 @@ last read is remembered as term ids only (never text), in memory, for a few minu
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -17,6 +18,8 @@ from bot.errors import DocumentError
 from bot.flows import passage_alternatives
 from bot.lexical import normalise_query, terms_regex
 from bot.replies import Citation
+
+log = logging.getLogger(__name__)
 
 LANGS = ("nb", "nn", "en")
 MAX_TERMS = 3  # more than three explanations is a lecture, not an answer to "what does that mean?"
@@ -152,10 +155,13 @@ class Explanations:
         alternatives = passage_alternatives(term.source)
         language_of = self.core.walk.document_language
         ordered = sorted(alternatives, key=lambda key: language_of(key.split("#", 1)[0]) != lang)
-        for key in ordered:
-            found = self.core.answerer.citations_for_keys([key], role)
-            if found:
-                return found[0]
+        try:
+            for key in ordered:
+                found = self.core.answerer.citations_for_keys([key], role)
+                if found:
+                    return found[0]
+        except Exception:  # an explanation never stands without its source; the reply falls back calmly
+            log.exception("looking up the source of an explanation failed")
         return None
 
 

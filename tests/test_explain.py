@@ -77,3 +77,43 @@ def test_every_explanation_cites_a_passage_a_parent_and_a_pupil_may_see(hash_set
             assert answerer.resolve_passage_key(key), f"{item.id}: {key} names no passage"
         for role in ("parent", "pupil"):
             assert answerer.citations_for_keys(passage_alternatives(item.source)[:1], role), (item.id, role)
+
+
+class _Core:
+    """The little of the dialog core that explanations use."""
+
+    def __init__(self, citations_for_keys):
+        from types import SimpleNamespace
+
+        self.answerer = SimpleNamespace(citations_for_keys=citations_for_keys)
+        self.walk = SimpleNamespace(document_language=lambda doc_id: "nb")
+
+    def retrieval_role(self, state):
+        return "parent"
+
+
+def test_explanations_cite_their_source_and_stay_silent_when_it_cannot_be_found(tmp_path):
+    from types import SimpleNamespace
+
+    from bot.explain import Explanations
+    from bot.replies import Citation
+
+    terms = load(tmp_path, [term("tvangsmulkt", ["tvangsmulkt"]), term("rektor", ["rektor"])])
+    state = SimpleNamespace(user_id="u1")
+
+    def cite(keys, role):
+        return [Citation(1, keys[0], "Kapittel 12 forklart", "§ 12-4", ("§ 12-4",), None, None, "tekst")]
+
+    working = Explanations(_Core(cite), terms)
+    working.saw("u1", "Rektor kan få tvangsmulkt.")
+    lines, citations = working.explain(state, "en")
+    assert lines == ["tvangsmulkt (en) [1]", "rektor (en) [1]"] and len(citations) == 1  # one source, one mark
+
+    def broken(keys, role):
+        raise RuntimeError("index gone")
+
+    failing = Explanations(_Core(broken), terms)
+    failing.saw("u1", "Rektor kan få tvangsmulkt.")
+    assert failing.explain(state, "nb") is None  # no explanation without its source, and no crash
+    failing.forget_user("u1")
+    assert failing.recent("u1") == ()

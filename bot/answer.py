@@ -43,6 +43,7 @@ def load_safety(settings, embedder, knowledge_dir: Path | None = None):
 MAX_QUESTION_CHARS = 500  # longer questions are searched by their beginning: bounded work per message
 FOLLOW_UP_WEIGHT = 2.0  # a follow-up's vector counts twice its previous question's: it names what changed
 SENTENCES_PER_PASSAGE = 2
+NEW_SECTION_WITHIN = 5  # a follow-up's lead is the best hit among the first five not from the section just answered
 # A cited passage must be about as close to the question as the best one; weaker ones add noise.
 CITATION_MARGIN = 0.04
 # Quotes sharing more than this share of their character n-grams (Jaccard) repeat each other.
@@ -389,7 +390,8 @@ class Answerer:
         return self.index.scope["labels"][int(self._chat_ids[int(np.argmax(self._chat @ query_vec))])]
 
     def ask(self, question: str, role: str = "parent", lang: str = "nb", *, writer_role: str | None = SAME_ROLE,
-            query_vec: np.ndarray | None = None, check_safety: bool = True, context: str | None = None) -> Answer:
+            query_vec: np.ndarray | None = None, check_safety: bool = True, context: str | None = None,
+            answered_before: str | None = None) -> Answer:
         """Help numbers for someone in danger; else a cited answer, a chat reply, or a polite decline.
 
         Args:
@@ -401,6 +403,8 @@ class Answerer:
             check_safety: False only when the user already got the help numbers for this very question.
             context: the previous question, when this one is a short follow-up ("og hvis det er læreren?"): both
                 are read together, the follow-up weighing more, since it says what changed.
+            answered_before: the section the previous answer led with: a follow-up asks for something new, so
+                another section that fits leads («og om skolen ikke gjør noe?» must not get the same first sentence).
         """
         if role not in AUDIENCES_FOR_ROLE:
             raise ValueError(f"unknown role '{role}'")
@@ -442,7 +446,8 @@ class Answerer:
             where = facts.get("where") or "other"
             text = f"{self.catalog.get('answer.decline', lang)} {self.catalog.get(f'answer.where.{where}', lang)}"
             return Answer(question, False, text, [], None, role, kind="decline", lang=lang, where=where, hits=hits)
-        answer = self._compose(question, query, role, lang, hits, truncated, vague=decision == "vague")
+        answer = self._compose(question, query, role, lang, hits, truncated, vague=decision == "vague",
+                               answered_before=answered_before)
         answer.intent = facts.get("intent")
         return answer
 
@@ -469,8 +474,13 @@ class Answerer:
         return hits if own is None else [own] + [h for h in hits if h is not own]
 
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
-                 *, vague: bool) -> Answer:
+                 *, vague: bool, answered_before: str | None = None) -> Answer:
         hits_for_reader = self._own_guide_first(self._in_language_first(hits, lang), role, lang)
+        if answered_before:
+            fresh = [h for h in hits_for_reader[:NEW_SECTION_WITHIN]
+                     if getattr(self._section_of(h), "key", None) != answered_before]
+            if fresh:  # the best hit of another section leads; the rest keep their order
+                hits_for_reader = [fresh[0]] + [h for h in hits_for_reader if h is not fresh[0]]
         lead = hits_for_reader[0]
         record = self._section_of(lead)
         short = (record.short or {}).get(lang) if record else None
@@ -480,6 +490,8 @@ class Answerer:
             if len(quoted) == 2 or vague:
                 break
             same_section = self._section_of(hit) is record and record is not None
+            if answered_before and getattr(self._section_of(hit), "key", None) == answered_before:
+                continue  # a follow-up does not quote again what the last answer led with
             other_language = hit.passage.language != lang and lead.passage.language == lang
             if hit is not lead and not same_section and not other_language \
                     and hit.dense >= lead.dense - SECOND_QUOTE_MARGIN:

@@ -89,10 +89,13 @@ class Questions:
     # -- the reply to a typed message ---------------------------------------------------------------------
     def answer(self, state, text: str, *, check_safety: bool = True) -> list[Reply]:
         core = self.core
-        lang, lead_notes, offer_english = state.language, [], False
+        lang, lead_notes, offer = state.language, [], None
         written_in = detect_language(text)
         if written_in == "en" and lang != "en":
-            lang, offer_english = "en", True
+            lang, offer = "en", "en"
+        elif written_in == "nn" and lang == "nb":
+            # Clearly nynorsk words (bokmål is never read as nynorsk on the eval sets): answer as written.
+            lang, offer = "nn", "nn"
         elif written_in == "other":
             lang = "en"
             lead_notes.append(core.catalog.get("answer.other_language", "en"))
@@ -105,7 +108,8 @@ class Questions:
             if answer.kind == "vague" and recent and len(text) <= FOLLOW_UP_CHARS:
                 # A short follow-up ("og hvis det er læreren?") is read together with the previous question.
                 combined = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
-                                             writer_role=state.role, check_safety=False, context=recent.question)
+                                             writer_role=state.role, check_safety=False, context=recent.question,
+                                             answered_before=recent.section)
                 if combined.kind in ("answer", "vague"):
                     answer, asked = combined, f"{recent.question} {text}"
         except Exception:
@@ -118,8 +122,9 @@ class Questions:
             return self._chat(state, answer)
         core.store.record_question(bool(answer.answered))
         buttons = self._buttons(state, answer, lang)
-        if offer_english:
-            buttons.insert(0, [Button(core.catalog.get("answer.switch_button", "en"), "l|en")])
+        if offer:
+            key = "answer.switch_button" if offer == "en" else f"answer.switch_button_{offer}"
+            buttons.insert(0, [Button(core.catalog.get(key, offer), f"l|{offer}")])
         if answer.answered and self.distress.heard(text):  # the person first, then the advice
             lead_notes.append(core.catalog.get("chat.acknowledge", lang))
         text_out = "\n\n".join(lead_notes + [answer.answer])

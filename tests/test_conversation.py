@@ -176,6 +176,27 @@ def test_english_in_a_bokmal_session_is_answered_in_english_with_an_offer_to_swi
     assert dialog.language(USER) == "nb"  # only switched when the user presses the offer
 
 
+def test_nynorsk_in_a_bokmal_session_is_answered_in_nynorsk_with_an_offer_to_keep_it(dialog):
+    dialog.handle_button(USER, "r|parent")
+    reply = one(dialog.handle_text(USER, "Dottera mi blir halden utanfor kvar dag. Kva må skulen gjere?"))
+    assert reply.kind == "answer"
+    assert reply.text.split("\n\n")[-1] == dialog.catalog.get("answer.general_rules", "nn")
+    assert "l|nn" in data(reply) and dialog.language(USER) == "nb"
+    bokmal = one(dialog.handle_text(USER, "Hva må skolen gjøre når datteren min blir holdt utenfor?"))
+    assert "l|nn" not in data(bokmal)
+    assert bokmal.text.split("\n\n")[-1] == dialog.catalog.get("answer.general_rules", "nb")
+
+
+def test_a_follow_up_does_not_open_with_the_answer_it_already_got(dialog):
+    dialog.handle_button(USER, "r|parent")
+    first = one(dialog.handle_text(USER, "mi dotter på 9 blir halden utanfor i friminutta kvar dag og "
+                                         "kontaktlæraren seier det er normalt. kva kan vi gjere?"))
+    follow = one(dialog.handle_text(USER, "og om skulen ikkje gjer noko?"))
+    assert follow.kind in ("answer", "vague")
+    assert follow.text.split("\n\n")[0] != first.text.split("\n\n")[0]
+    assert follow.citations[0].section != first.citations[0].section
+
+
 def test_another_language_gets_the_english_answer_and_one_line_about_languages(dialog):
     dialog.handle_button(USER, "r|parent")
     reply = one(dialog.handle_text(USER, "Mój syn jest codziennie wyśmiewany w szkole. Co musi zrobić szkoła?"))

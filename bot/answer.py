@@ -351,6 +351,10 @@ class Answerer:
         margin = self.scope_margin if self.retriever.glossary.matches(query) else self.scope_margin_unfamiliar
         return best >= self.threshold and best - self.scope.closeness(query_vec) >= margin
 
+    def known_phrase(self, text: str) -> str | None:
+        """The intent of a listed everyday phrase ("takk", "hjelp", "husker du saken min?"), else None."""
+        return self._chat_phrases.get(normalise_query(text))
+
     def classify(self, query: str, query_vec: np.ndarray, hits: list[Hit], role: str) -> tuple[str, dict]:
         """'in', 'vague', 'chat' or 'out', with what the decision rested on."""
         # Whether a message is about the school environment does not depend on who asks: the gate was trained on
@@ -435,8 +439,9 @@ class Answerer:
             role = "pupil"
         hits = self.retriever.search(query, role, k=10, query_vec=query_vec)
         decision, facts = self.classify(query, query_vec, hits, role)
-        if decision == "chat" and facts.get("intent") in FOLLOW_UP_INTENTS:
-            decision = "vague"  # "og hvis det er læreren?" is about the topic; the dialog adds what came before
+        if decision == "chat" and (facts.get("intent") in FOLLOW_UP_INTENTS or context):
+            # "og hvis det er læreren?" is about the topic; the dialog adds what came before (or has added it)
+            decision = "vague"
         if decision == "chat":
             intent = facts.get("intent") or "greeting"
             key = f"chat.{intent}" if f"chat.{intent}" in self.catalog else "chat.greeting"

@@ -29,6 +29,7 @@ RECENT_USERS = 4096  # memory bound: the oldest topics are dropped first
 ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}
 LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb"}
 EXPLAIN_AGAIN = ("simpler", "not_understood")
+CONTEXT_INTENTS = ("help", "remember_case")  # chat intents whose nearest phrases are questions a case may ask too
 
 
 @dataclass
@@ -105,7 +106,11 @@ class Questions:
             recent, asked = self._recall(state.user_id), text
             if answer.intent == "followup_meaning" and not core.explain.names_a_term(text):
                 return self._explain(state, lang, answer.intent)  # "hva betyr det?" is about the last reply
-            if answer.kind == "vague" and recent and len(text) <= FOLLOW_UP_CHARS:
+            # Right after an answer, "what can I do now?" is about the case, not about the bot; only a listed
+            # phrase ("hjelp", "husker du saken min?") surely means the bot.
+            asks_on = (answer.kind == "chat" and answer.intent in CONTEXT_INTENTS
+                       and core.answerer.known_phrase(text) is None)
+            if (answer.kind == "vague" or asks_on) and recent and len(text) <= FOLLOW_UP_CHARS:
                 # A short follow-up ("og hvis det er læreren?") is read together with the previous question.
                 combined = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                              writer_role=state.role, check_safety=False, context=recent.question,

@@ -176,6 +176,20 @@ def test_english_in_a_bokmal_session_is_answered_in_english_with_an_offer_to_swi
     assert dialog.language(USER) == "nb"  # only switched when the user presses the offer
 
 
+def test_right_after_an_answer_what_can_i_do_now_is_about_the_case_not_the_bot(dialog):
+    dialog.handle_button(USER, "l|en")
+    dialog.handle_button(USER, "r|parent")
+    one(dialog.handle_text(USER, "My son is hit by older boys on the way home. The school says that is not "
+                                 "their responsibility. Is that true?"))
+    now = one(dialog.handle_text(USER, "what can I do now?"))
+    assert now.kind in ("answer", "vague") and now.citations
+    assert any(d.startswith("f|") for d in data(now))  # the walkthrough is offered
+    listed = one(dialog.handle_text(USER, "what can you do?"))  # a listed phrase still means the bot
+    assert listed.kind == "menu" and not listed.citations
+    fresh = one(dialog.handle_text("another-user", "what can I do now?"))  # nothing before it: the bot's help
+    assert fresh.kind == "menu"
+
+
 def test_nynorsk_in_a_bokmal_session_is_answered_in_nynorsk_with_an_offer_to_keep_it(dialog):
     dialog.handle_button(USER, "r|parent")
     reply = one(dialog.handle_text(USER, "Dottera mi blir halden utanfor kvar dag. Kva må skulen gjere?"))

@@ -162,6 +162,11 @@ def test_a_section_for_a_narrower_situation_leads_only_when_the_question_names_i
     assert mentor and retriever._unnamed_situations("jeg er nyutdannet og så en elev bli dyttet, hva gjør jeg?",
                                                     mentor) == set(mentor)
     assert not retriever._unnamed_situations("får jeg en mentor som ny lærer?", mentor)
+    places = [i for i, p in enumerate(index.passages) if "på skoleveien, på SFO" in p.section]
+    assert places and retriever._unnamed_situations("de i klassen sier stygge ting om meg hver dag",
+                                                    places) == set(places)
+    for question in ("de plager meg på bussen", "noen på sfo tar ballen min", "de mobber meg på snap"):
+        assert not retriever._unnamed_situations(question, places), question
 
 
 def test_situations_are_data_and_an_unknown_one_is_named(tmp_path):

@@ -167,6 +167,10 @@ def test_a_section_for_a_narrower_situation_leads_only_when_the_question_names_i
                                                     places) == set(places)
     for question in ("de plager meg på bussen", "noen på sfo tar ballen min", "de mobber meg på snap"):
         assert not retriever._unnamed_situations(question, places), question
+    who = [i for i, p in enumerate(index.passages) if "plaget for den du er" in p.section]
+    assert who and retriever._unnamed_situations("de kaller meg stygge ting i gangen", who) == set(who)
+    for question in ("de ler av meg fordi jeg har hijab", "they make fun of my accent", "guttene tar på meg"):
+        assert not retriever._unnamed_situations(question, who), question
 
 
 def test_situations_are_data_and_an_unknown_one_is_named(tmp_path):

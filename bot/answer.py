@@ -185,6 +185,7 @@ class Router:
     def __init__(self, phrases: list[str], rules: list[dict], known_flows: set[str]):
         self.phrases = [p.lower() for p in phrases]
         self.rules = [r for r in rules if r["flow"] in known_flows]
+        self.tools: list[tuple[str, list[str]]] = []  # (command, phrases that ask for it), from `tools`
 
     @classmethod
     def load(cls, knowledge_dir: Path) -> "Router":
@@ -203,7 +204,19 @@ class Router:
                             for key in ("roles", "refs"))):
                 raise DocumentError(path, f"rule {number} under 'flows' needs flow: <flow id>, roles: [...] and "
                                           "refs: [...] (lists of text)")
-        return cls(phrases, rules, known)
+        router = cls(phrases, rules, known)
+        tools = data.get("tools") or []
+        if not isinstance(tools, list) or not all(
+                isinstance(t, dict) and isinstance(t.get("command"), str) and isinstance(t.get("phrases"), list)
+                and all(isinstance(p, str) for p in t["phrases"]) for t in tools):
+            raise DocumentError(path, "'tools' must be a list of {command: <name>, phrases: [...]}")
+        router.tools = [(t["command"], [" ".join(p.lower().split()) for p in t["phrases"]]) for t in tools]
+        return router
+
+    def tool(self, question: str) -> str | None:
+        """The tool a message asks for in so many words («kan du skrive et brev til rektor?» is /brev), or None."""
+        text = " ".join(question.lower().split())
+        return next((command for command, phrases in self.tools if any(p in text for p in phrases)), None)
 
     def suggest(self, question: str, role: str, refs: list[str]) -> str | None:
         """The walkthrough for the first of `refs` (the lead citation's first) that a rule for the role names.

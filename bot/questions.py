@@ -126,7 +126,7 @@ class Questions:
         if answer.kind == "chat":
             return self._chat(state, answer)
         core.store.record_question(bool(answer.answered))
-        buttons = self._buttons(state, answer, lang)
+        buttons = self._buttons(state, answer, lang, text)
         if offer:
             key = "answer.switch_button" if offer == "en" else f"answer.switch_button_{offer}"
             buttons.insert(0, [Button(core.catalog.get(key, offer), f"l|{offer}")])
@@ -146,9 +146,12 @@ class Questions:
         feedback_id = core.feedback.remember(state.user_id, citations) if citations else None
         return [Reply(text_out, citations, buttons, kind="answer", feedback_id=feedback_id, lang=lang)]
 
-    def _buttons(self, state, answer, lang: str) -> list[list[Button]]:
+    def _buttons(self, state, answer, lang: str, text: str = "") -> list[list[Button]]:
         core = self.core
         rows: list[list[Button]] = []
+        tool = core.answerer.router.tool(text)
+        if tool in core.commands.tools:  # asked in so many words: "kan du skrive et brev til rektor?"
+            rows.append([Button(core.catalog.get(f"answer.tool.{tool}", lang), core.button_data("k", tool))])
         flows = []
         suggested = core.walk.flows.get(answer.suggested_flow or "")
         if suggested and core.walk.allowed(suggested, state):

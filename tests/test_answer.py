@@ -127,6 +127,21 @@ def test_the_walkthrough_follows_the_lead_citation_first():
     assert router.suggest("Hva er § 12-4?", "parent", ["§ 12-4"]) is None  # not asking what to do
 
 
+def test_a_message_asking_for_a_tool_in_so_many_words_names_it(tmp_path):
+    from bot.errors import DocumentError
+    from paths import KNOWLEDGE
+
+    router = Router.load(KNOWLEDGE)
+    assert router.tool("Kan du skrive et brev til rektor for meg?") == "brev"
+    assert router.tool("can you help me write an email to the principal") == "brev"
+    assert router.tool("hvordan kan jeg kontakte statsforvalteren?") == "kontakt"
+    assert router.tool("Hva må skolen gjøre når barnet mitt blir mobbet?") is None
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "routing.yaml").write_text("tools:\n  - command: brev\n    phrases: skriv\n", encoding="utf-8")
+    with pytest.raises(DocumentError, match="tools"):
+        Router.load(tmp_path)
+
+
 def test_action_question_suggests_the_walkthrough(answerer):
     assert (
         answerer.ask("Rektor svarer ikke. Hva kan jeg gjøre nå, kan jeg gå til Statsforvalteren?").suggested_flow

@@ -176,6 +176,14 @@ def test_english_in_a_bokmal_session_is_answered_in_english_with_an_offer_to_swi
     assert dialog.language(USER) == "nb"  # only switched when the user presses the offer
 
 
+def test_asking_for_a_letter_offers_the_letter_draft(dialog):
+    dialog.handle_button(USER, "r|parent")
+    reply = one(dialog.handle_text(USER, "kan du skrive et brev til rektor for meg?"))
+    assert data(reply)[0] == "k|brev"
+    draft = dialog.handle_button(USER, "k|brev")
+    assert draft and not draft[0].citations and len(data(draft[0])) > 2  # the draft's first choice
+
+
 def test_right_after_an_answer_what_can_i_do_now_is_about_the_case_not_the_bot(dialog):
     dialog.handle_button(USER, "l|en")
     dialog.handle_button(USER, "r|parent")

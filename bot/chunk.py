@@ -15,6 +15,8 @@ MAX_CHARS = 750
 MIN_CHARS = 220
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?»])\s+(?=[A-ZÆØÅ0-9«(§\-])|\n")
+# Abbreviations that never end a sentence (Norwegian and English legal and plain text).
+_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:jf|jfr|f\.eks|bl\.a|dvs|ca|nr|pkt|kap|evt|mv|ref|e\.g|i\.e|vs)\.$", re.I)
 LIST_ITEM = re.compile(r"^(?:[-•]|\d+\.\s)")  # a bullet or a numbered item
 
 
@@ -56,10 +58,11 @@ class Passage:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences and lines; a list number ("2.") stays with the item it numbers."""
+    """Sentences and lines; a list number ("2.") stays with the item it numbers, and an abbreviation ("jf. § 10-1",
+    "f.eks. SFO") does not end a sentence."""
     units: list[str] = []
     for unit in (s.strip() for s in _SENTENCE_SPLIT.split(text) if s and s.strip()):
-        if units and re.fullmatch(r"\d+\.", units[-1]):
+        if units and (re.fullmatch(r"\d+\.", units[-1]) or _ABBREVIATION.search(units[-1])):
             units[-1] = f"{units[-1]} {unit}"
         else:
             units.append(unit)

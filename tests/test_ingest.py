@@ -6,7 +6,7 @@ import docx
 import pytest
 from fpdf import FPDF
 
-from bot.chunk import chunk_document
+from bot.chunk import chunk_document, split_sentences
 from bot.errors import DocumentError, EmptyKnowledgeError
 from bot.ingest import find_documents, load_documents, normalise_text, read_document
 
@@ -283,3 +283,12 @@ def test_a_long_list_keeps_its_lead_in_and_its_numbers(tmp_path):
         assert not any(line[:1].isdigit() for line in lead.split("\n")), passage.text[:60]
     numbered = [line for p in passages for line in p.text.split("\n") if line[:1].isdigit()]
     assert [line[:2] for line in numbered] == ["1.", "2.", "3.", "4.", "5."]  # one item a line, number kept
+
+
+def test_an_abbreviation_does_not_end_a_sentence():
+    # A quote cut at "jf." reads "… som saken berører direkte, jf. [2]": a fragment.
+    assert split_sentences("Skolen skal høre eleven, jf. §§ 10-1 og 10-2. Det finnes ingen aldersgrense.") == [
+        "Skolen skal høre eleven, jf. §§ 10-1 og 10-2.", "Det finnes ingen aldersgrense."]
+    assert split_sentences("Alle, f.eks. SFO-ansatte, må melde. Se kap. 12.") == [
+        "Alle, f.eks. SFO-ansatte, må melde.", "Se kap. 12."]
+    assert split_sentences("Det var slutt. Neste setning.") == ["Det var slutt.", "Neste setning."]

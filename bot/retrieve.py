@@ -107,7 +107,10 @@ class Retriever:
         audiences = np.array([p.audience for p in index.passages])
         # The pupils' guides explain the rules in plain words without § numbers, by design: there a passage of a
         # section that rests on a rule counts as stating it, or a pupil would always be quoted the adults' text.
-        self._heading_refs = [set(find_refs(" ".join(p.headings))) for p in index.passages]
+        # Only a heading that opens with the § is about that rule («§ 12-4 Plikt til …»); «Be om aktivitetsplanen
+        # (§ 12-4)» is one point under it, and «hva sier § 12-4?» must open with the rule, not that point.
+        self._heading_refs = [{ref for h in p.headings if h.lstrip().startswith("§") for ref in find_refs(h)[:1]}
+                              for p in index.passages]
         self._cites = np.array([bool(find_refs(p.text)) or ("pupil" in p.readers and bool(p.refs))
                                 for p in index.passages], dtype=bool)
 

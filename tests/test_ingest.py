@@ -291,4 +291,6 @@ def test_an_abbreviation_does_not_end_a_sentence():
         "Skolen skal høre eleven, jf. §§ 10-1 og 10-2.", "Det finnes ingen aldersgrense."]
     assert split_sentences("Alle, f.eks. SFO-ansatte, må melde. Se kap. 12.") == [
         "Alle, f.eks. SFO-ansatte, må melde.", "Se kap. 12."]
+    assert split_sentences("Regelen drøftes i Prop. 57 L (2022–2023). Neste.") == [
+        "Regelen drøftes i Prop. 57 L (2022–2023).", "Neste."]
     assert split_sentences("Det var slutt. Neste setning.") == ["Det var slutt.", "Neste setning."]

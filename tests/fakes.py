@@ -18,7 +18,7 @@ import yaml
 
 from bot.roles import ROLES
 from bot.refs import find_refs
-from bot.answer import Answer
+from bot.answer import Answer, Router
 from bot.replies import Citation
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,6 +107,11 @@ class FakeAnswerer:
 
     def __post_init__(self):
         self.documents, self.passages = load_documents()
+        self.router = Router.load(KNOWLEDGE)  # the real routing data: tool buttons, suggested walkthroughs
+
+    @staticmethod
+    def known_phrase(text: str) -> str | None:
+        return None
 
     def resolve(self, key: str, role: str) -> FakePassage | None:
         """The first passage of the key's document whose title or a heading starts with the key's heading."""

@@ -16,7 +16,8 @@ MIN_CHARS = 220
 
 _SENTENCE_SPLIT = re.compile(r"(?<=[.!?»])\s+(?=[A-ZÆØÅ0-9«(§\-])|\n")
 # Abbreviations that never end a sentence (Norwegian and English legal and plain text).
-_ABBREVIATION = re.compile(r"(?:^|[\s(])(?:jf|jfr|f\.eks|bl\.a|dvs|ca|nr|pkt|kap|evt|mv|ref|prop|prp|e\.g|i\.e|vs)\.$", re.I)
+_ABBREVIATION = re.compile(
+    r"(?:^|[\s(])(?:jf|jfr|f\.eks|bl\.a|dvs|ca|nr|pkt|kap|evt|mv|ref|prop|prp|e\.g|i\.e|vs)\.$", re.I)
 LIST_ITEM = re.compile(r"^(?:[-•]|\d+\.\s)")  # a bullet or a numbered item
 
 

@@ -41,7 +41,7 @@ FEATURES = (
     "staff_document",  # a staff document, for a staff reader
     "document_intro",  # the document's untitled opening section
     "cites_rule",  # the passage names a § (pupils' guides: its section rests on one), so it states the rule
-    "heading_names_asked_rule",  # the question names a § and a heading of the passage opens with it ("hva sier § 12-4?")
+    "heading_names_asked_rule",  # the question names a § that a heading of the passage opens with ("§ 12-4?")
     "words_name_rule",  # the passage rests on a rule the question's words point to (glossary `rules`)
 )
 # Signals that may only help: the labels come from Norwegian key terms, which the English and pupils' guides

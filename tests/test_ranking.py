@@ -111,7 +111,8 @@ def test_a_heading_that_names_the_rule_asked_about_is_a_signal(index):
         assert flagged, query
         assert all(any(h.startswith(rule) for h in index.passages[i].headings) for i in flagged)
     # «Be om aktivitetsplanen (§ 12-4)» is one point under the rule, not the rule: the signal is for the latter.
-    ids, matrix = retriever.candidate_features("hva sier § 12-4?", "parent", retriever.embed_query("hva sier § 12-4?"))
+    query = "hva sier § 12-4?"
+    ids, matrix = retriever.candidate_features(query, "parent", retriever.embed_query(query))
     point = [i for i in ids if "Be om aktivitetsplanen" in index.passages[i].section]
     assert point and not matrix[[ids.index(i) for i in point], column].any()
     query = "skolen gjør ingenting med mobbingen"  # names no rule: the signal is silent

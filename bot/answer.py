@@ -494,9 +494,11 @@ class Answerer:
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
                  *, vague: bool, answered_before: str | None = None) -> Answer:
         hits_for_reader = self._own_guide_first(self._in_language_first(hits, lang), role, lang)
+        def answered(hit: Hit) -> bool:  # from the section the last answer led with
+            return answered_before is not None and getattr(self._section_of(hit), "key", None) == answered_before
+
         if answered_before:
-            fresh = [h for h in hits_for_reader[:NEW_SECTION_WITHIN]
-                     if getattr(self._section_of(h), "key", None) != answered_before]
+            fresh = [h for h in hits_for_reader[:NEW_SECTION_WITHIN] if not answered(h)]
             if fresh:  # the best hit of another section leads; the rest keep their order
                 hits_for_reader = [fresh[0]] + [h for h in hits_for_reader if h is not fresh[0]]
         lead = hits_for_reader[0]
@@ -508,7 +510,7 @@ class Answerer:
             if len(quoted) == 2 or vague:
                 break
             same_section = self._section_of(hit) is record and record is not None
-            if answered_before and getattr(self._section_of(hit), "key", None) == answered_before:
+            if answered(hit):
                 continue  # a follow-up does not quote again what the last answer led with
             other_language = hit.passage.language != lang and lead.passage.language == lang
             if hit is not lead and not same_section and not other_language \

@@ -74,6 +74,8 @@ class Answer:
     category: str | None = None  # urgent: the kind of danger
     # The ranked passages the answer (or refusal) was decided on; for evaluation, not part of the JSON.
     hits: list[Hit] = field(default_factory=list, repr=False, compare=False)
+    # The hit the answer leads with, after the reader's own guide and language were put first; for evaluation.
+    lead: Hit | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -552,6 +554,7 @@ class Answerer:
             section=record.key if record else None,
             short=short,
             hits=hits,
+            lead=lead,
         )
 
     def _section_of(self, hit: Hit):

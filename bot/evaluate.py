@@ -55,7 +55,7 @@ def is_hit(passage, expect_refs: list[str], expect_terms: list[str], variants) -
 
 
 def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dict:
-    """Hit@1, Hit@k, MRR@10 and refusal figures, overall, per language group and per audience.
+    """Hit@1, Hit@k, MRR@10, the answer's lead and refusal figures, overall, per language group and per audience.
 
     Retrieval is measured without the safety check (its own set measures it: `kap12 safety-eval`); a
     chat reply or a decline counts as a refusal, a vague in-scope reply as an answer.
@@ -74,6 +74,8 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
             ),
             None,
         )
+        lead = answer.lead is not None and is_hit(answer.lead.passage, item.get("expect_refs") or [],
+                                                  item.get("expect_terms") or [], variants)
         rows.append(
             {
                 "id": item.get("id"),
@@ -83,6 +85,7 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
                 "answerable": bool(item.get("answerable", True)),
                 "answered": answer.answered,
                 "rank": rank,
+                "lead": lead,
                 "best_dense": max((h.dense for h in hits[:3]), default=0.0),
             }
         )
@@ -134,6 +137,8 @@ def _summarise(rows: list[dict], k: int) -> dict:
         "hit@1": share(sum(1 for r in answerable if r["rank"] == 1), n),
         f"hit@{k}": share(sum(1 for r in answerable if r["rank"] and r["rank"] <= k), n),
         "mrr@10": round(sum(1 / r["rank"] for r in answerable if r["rank"]) / n, 3) if n else None,
+        # what the reader sees first: the answer's lead after their own guide and language were put first
+        "lead": share(sum(1 for r in answerable if r["lead"]), n),
         "refusal_accuracy": share(sum(1 for r in unanswerable if not r["answered"]), len(unanswerable)),
         "false_refusals": share(sum(1 for r in answerable if not r["answered"]), n),
     }
@@ -141,7 +146,7 @@ def _summarise(rows: list[dict], k: int) -> dict:
 
 def format_report(report: dict) -> str:
     k = report["k"]
-    cols = ("questions", "hit@1", f"hit@{k}", "mrr@10", "refusal_accuracy", "false_refusals")
+    cols = ("questions", "hit@1", f"hit@{k}", "mrr@10", "lead", "refusal_accuracy", "false_refusals")
     lines = [f"{'group':<12}" + "".join(f"{c:>17}" for c in cols)]
     for name, summary in [("overall", report["overall"]), *report["groups"].items()]:
         cells = "".join(f"{'-' if summary[c] is None else summary[c]:>17}" for c in cols)

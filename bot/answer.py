@@ -7,7 +7,7 @@ answer is a refusal that says whom to contact instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -270,11 +270,9 @@ SAME_ROLE = "same as role"  # ask(writer_role=…) default
 FOLLOW_UP_INTENTS = ("followup_what_if", "followup_meaning")
 # A supporting quote must come from a passage about as close to the question as the best one.
 SECOND_QUOTE_MARGIN = 0.03
-# A passage in the user's language is preferred over a closer one in another language within this margin.
-LANGUAGE_MARGIN = 0.03
 # Readers whose own guide leads an answer when one of its passages is among the first few hits.
 OWN_GUIDE_FIRST = ("pupil",)
-OWN_GUIDE_WITHIN = 3
+OWN_GUIDE_WITHIN = 2
 
 
 class Answerer:
@@ -320,6 +318,15 @@ class Answerer:
         self._chat = vectors[self._chat_ids] if vectors is not None and len(self._chat_ids) else empty
         texts, labels = self.index.scope.get("texts", []), self.index.scope.get("labels", [])
         self._chat_phrases = {normalise_query(texts[i]): labels[i] for i in self._chat_ids if i < len(texts)}
+        # Sections that exist in several languages (the pupils' guides): the same short answer, one per language.
+        by_short: dict[str, dict] = {}
+        for record in self.index.sections:
+            short = (record.short or {}).get("nb")
+            if short:
+                by_short.setdefault(short, {})[record.language] = record
+        self._twins = {(short, language): record for short, records in by_short.items() if len(records) > 1
+                       for language, record in records.items()}
+        self._twinned = {short for short, _ in self._twins}
         gate = self.index.gate
         # The gate's own build says whether it reads the topic words (an index built before them does not).
         self._topic_words = TopicWords(self.index.scope.get("words", []) if gate and gate.report.get("topic_words")
@@ -471,31 +478,56 @@ class Answerer:
         answer.intent = facts.get("intent")
         return answer
 
-    @staticmethod
-    def _in_language_first(hits: list[Hit], lang: str) -> list[Hit]:
-        """The hits, with those in the user's language moved ahead of others that are hardly more relevant.
+    def _in_language_first(self, hits: list[Hit], lang: str) -> list[Hit]:
+        """The hits, each section that also exists in the user's language (its twin: the same short answer, as
+        the pupils' guides in bokmål, nynorsk and English have) given in that language, at the place of the first.
 
-        The guides exist in several languages; a bokmål reader should not be quoted the nynorsk twin.
+        A bokmål reader should not be quoted the nynorsk twin; a section with no twin keeps its place, since its
+        short answer is shown in the user's language anyway and a closer section should not give way to a
+        further one only for its language.
         """
-        best = hits[0].dense
-        near = [h for h in hits[:6] if h.dense >= best - LANGUAGE_MARGIN]
-        ordered = sorted(near, key=lambda h: h.passage.language != lang)  # stable: relevance order otherwise
-        return ordered + [h for h in hits if h not in ordered]
+        groups = [self._twin_group(hit) for hit in hits]
+        ordered: list[Hit] = []
+        placed: set[int] = set()
+        for position, (hit, group) in enumerate(zip(hits, groups, strict=True)):
+            if position in placed:
+                continue
+            if group is None:
+                ordered.append(hit)
+                continue
+            members = [i for i, g in enumerate(groups) if g == group and i not in placed]
+            placed.update(members)
+            own = next((i for i in members if hits[i].passage.language == lang), None)
+            first = hits[own] if own is not None else self._twin_hit(hit, group, lang)
+            ordered += [first] + [hits[i] for i in members if i != own]
+        return ordered
+
+    def _twin_group(self, hit: Hit) -> str | None:
+        record = self._section_of(hit)
+        short = (record.short or {}).get("nb") if record else None
+        return short if short in self._twinned else None
+
+    def _twin_hit(self, hit: Hit, group: str, lang: str) -> Hit:
+        """The hit's passage from the twin section in the user's language (the same place in it), in its stead."""
+        twin, record = self._twins.get((group, lang)), self._section_of(hit)
+        if twin is None or record is None or not twin.passages:
+            return hit
+        place = record.passages.index(self._positions[hit.passage.id])
+        return replace(hit, passage=self.index.passages[twin.passages[min(place, len(twin.passages) - 1)]])
 
     @staticmethod
-    def _own_guide_first(hits: list[Hit], role: str, lang: str) -> list[Hit]:
-        """For a pupil: a passage of a guide written for pupils, in their language, leads when it is in the top
-        three. The law explained is for adults; "jeg blir mobbet" should open with whom to tell, in a pupil's
-        words, not with "Det er eleven selv som avgjør …"."""
+    def _own_guide_first(hits: list[Hit], role: str) -> list[Hit]:
+        """For a pupil: a passage of a guide written for pupils leads when it is among the first few hits. The law
+        explained is for adults; "jeg blir mobbet" should open with whom to tell, in a pupil's words, not with
+        "Det er eleven selv som avgjør …"."""
         if role not in OWN_GUIDE_FIRST or not hits or role in hits[0].passage.readers:
             return hits
-        own = next((h for h in hits[:OWN_GUIDE_WITHIN] if role in h.passage.readers and h.passage.language == lang),
-                   None)
+        own = next((h for h in hits[:OWN_GUIDE_WITHIN] if role in h.passage.readers), None)
         return hits if own is None else [own] + [h for h in hits if h is not own]
 
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
                  *, vague: bool, answered_before: str | None = None) -> Answer:
-        hits_for_reader = self._own_guide_first(self._in_language_first(hits, lang), role, lang)
+        hits_for_reader = self._in_language_first(self._own_guide_first(hits, role), lang)
         def answered(hit: Hit) -> bool:  # from the section the last answer led with
             return answered_before is not None and getattr(self._section_of(hit), "key", None) == answered_before
 

@@ -219,6 +219,15 @@ def test_a_follow_up_does_not_open_with_the_answer_it_already_got(dialog):
     assert follow.citations[0].section != first.citations[0].section
 
 
+@pytest.mark.parametrize("question", ["jeg blir mobbet i friminuttene, hva gjør jeg", "hvem kan jeg si det til?"])
+def test_a_pupil_reading_english_gets_the_english_twin_of_a_norwegian_guide_section(dialog, question):
+    dialog.handle_button(USER, "r|pupil")
+    dialog.handle_button(USER, "l|en")
+    reply = one(dialog.handle_text(USER, question))
+    assert reply.kind in ("answer", "vague") and reply.citations
+    assert reply.citations[0].document.startswith("Pupil guide"), reply.citations[0].section
+
+
 def test_another_language_gets_the_english_answer_and_one_line_about_languages(dialog):
     dialog.handle_button(USER, "r|parent")
     reply = one(dialog.handle_text(USER, "Mój syn jest codziennie wyśmiewany w szkole. Co musi zrobić szkoła?"))

@@ -21,6 +21,7 @@ from bot.i18n import Catalog
 from bot.index import LoadedIndex, load_index
 from bot.gate import TopicWords, similarity_features
 from bot.lexical import Glossary, char_ngrams, normalise_query
+from bot.noise import is_noise
 from bot.ranking import load_model, ranking_path
 from bot.replies import Citation
 from bot.retrieve import AUDIENCES_FOR_ROLE, Hit, Retriever
@@ -318,6 +319,7 @@ class Answerer:
         self._chat = vectors[self._chat_ids] if vectors is not None and len(self._chat_ids) else empty
         texts, labels = self.index.scope.get("texts", []), self.index.scope.get("labels", [])
         self._chat_phrases = {normalise_query(texts[i]): labels[i] for i in self._chat_ids if i < len(texts)}
+        self._chat_words = frozenset(word for phrase in self._chat_phrases for word in phrase.split())
         # Sections that exist in several languages (the pupils' guides): the same short answer, one per language.
         by_short: dict[str, dict] = {}
         for record in self.index.sections:
@@ -437,6 +439,9 @@ class Answerer:
         query, truncated = clean_question(question)
         if not query:
             return self._refusal(question, role, lang, "answer.empty")
+        if is_noise(query, self._chat_words):  # "asdfghjkl": not a question, nor a follow-up to the last one
+            return Answer(question, False, self.catalog.get("chat.not_words", lang), [], None, role, kind="chat",
+                          lang=lang, intent="not_words")
         if context:
             context, _ = clean_question(context)
             follow_vec = query_vec if query_vec is not None else self.retriever.embed_query(query)

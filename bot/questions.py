@@ -201,7 +201,7 @@ class Questions:
         if intent in EXPLAIN_AGAIN:
             return self._explain(state, lang, intent)
         key = f"chat.{intent}" if f"chat.{intent}" in core.catalog else "chat.greeting"
-        if intent in ("greeting", "not_understood", "who_are_you"):
+        if intent in ("greeting", "not_understood", "not_words", "who_are_you"):
             return [core.menu(state, lead=core.catalog.get(key, lang))]
         back = core.walk.resume_button(state) or core.menu_button(lang)
         return [Reply(core.catalog.get(key, lang), buttons=[[back]])]

@@ -219,6 +219,17 @@ def test_a_follow_up_does_not_open_with_the_answer_it_already_got(dialog):
     assert follow.citations[0].section != first.citations[0].section
 
 
+@pytest.mark.parametrize("lang, mash", [("nb", "asdfghjkl"), ("en", "jkjkjkjk"), ("nn", "sdfg hjkl")])
+def test_keyboard_mashing_gets_i_did_not_understand_even_right_after_an_answer(dialog, lang, mash):
+    dialog.handle_button(USER, "r|parent")
+    dialog.handle_button(USER, f"l|{lang}")
+    one(dialog.handle_text(USER, "Hva skal stå i en aktivitetsplan?"))
+    reply = one(dialog.handle_text(USER, mash))
+    assert reply.kind == "menu" and not reply.citations  # not read as a follow-up to the plan question
+    assert reply.text.startswith(dialog.catalog.get("chat.not_words", lang))
+    assert dialog.store.get_user(USER).role == "parent"  # nothing already chosen is lost
+
+
 @pytest.mark.parametrize("question", ["jeg blir mobbet i friminuttene, hva gjør jeg", "hvem kan jeg si det til?"])
 def test_a_pupil_reading_english_gets_the_english_twin_of_a_norwegian_guide_section(dialog, question):
     dialog.handle_button(USER, "r|pupil")

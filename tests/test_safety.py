@@ -81,6 +81,9 @@ def numbers(lines) -> list[str]:
         ("jeg kutter meg hver kveld", "self_harm"),
         ("stefaren min slår meg", "home_violence"),
         ("han tar på meg på en ekkel måte", "sexual_abuse"),
+        ("noen filmet meg i dusjen og sendte det rundt", "sexual_abuse"),
+        ("they took pictures of me in the changing room", "sexual_abuse"),
+        ("someone is sharing a video of me without clothes", "sexual_abuse"),
         ("læreren slo meg i ansiktet", "adult_hurting"),
         ("han har kniv i sekken på skolen", "weapon_threat"),
         ("de banker han nå", "violence_now"),
@@ -105,6 +108,8 @@ def test_a_strong_pattern_decides_without_the_embedding(check, text, category):
         "Hvordan skal skolen følge opp at en elev ble slått i fjor?",
         "datteren min blir mobbet, hva gjør skolen?",
         "Hva skal stå i en aktivitetsplan?",
+        "er det lov å filme i gymsalen?",
+        "læreren viste en video om dusjing og hygiene",
         "",
         "   ",
     ],
@@ -427,6 +432,7 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "vi har nettopp flyttet hit fra Polen",
         "min sønn blir mobbet",
         "gutten min blir ertet hver dag",
+        "someone posted a video of me falling in the gym and everyone laughs at me",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text

@@ -15,6 +15,7 @@ _VOWELS = set("aeiouyæøåéèêàáâôóòü")
 _WORD = re.compile(r"[^\W\d_]+")
 _LATIN = re.compile(r"[a-zæøåéèêàáâôóòü]+")
 _REPEATED_UNIT = re.compile(r"(.{1,3}?)\1{2,}")
+_LAUGHS = {"ha", "he", "hi", "ho", "ja"}  # "hahaha", "jajaja": laughter and yes, not mashing
 
 
 def _row_run(word: str) -> bool:
@@ -34,9 +35,6 @@ def _random_word(word: str) -> bool:
     if len(word) >= 5 and _REPEATED_UNIT.fullmatch(word) and len(set(word)) <= 2 and word[:2] not in _LAUGHS:
         return True
     return _row_run(word)
-
-
-_LAUGHS = {"ha", "he", "hi", "ho", "ja"}  # "hahaha", "jajaja": laughter and yes, not mashing
 
 
 def is_noise(text: str, known_words: frozenset[str] = frozenset()) -> bool:

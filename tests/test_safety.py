@@ -433,6 +433,7 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "min sønn blir mobbet",
         "gutten min blir ertet hver dag",
         "someone posted a video of me falling in the gym and everyone laughs at me",
+        "noen la ut en video av meg som faller i gymmen og alle ler av meg",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text

@@ -434,9 +434,17 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "gutten min blir ertet hver dag",
         "someone posted a video of me falling in the gym and everyone laughs at me",
         "noen la ut en video av meg som faller i gymmen og alle ler av meg",
+        "en elev sier hun blir mobbet men vil ikke at jeg skal si det til noen",
+        "my friend is getting bullied but she told me not to tell anyone",
+        "dottera mi er redd for å gå på do på skulen fordi nokon plagar henne der",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text
+    # the same wish for secrecy, with danger in it, stays urgent
+    for text in ("my friend says her stepdad hurts her but told me not to tell anyone",
+                 "en elev har fortalt meg at han vil ta livet sitt, men ber meg ikke si det til noen",
+                 "noen filmet meg i dusjen og sendte det rundt"):
+        assert check.check(text).urgent is True, text
     report = evaluate_safety(check, load_safety_set(EVAL_SET))
     assert report["overall"]["recall"] >= 0.98, format_safety_report(report, show_misses=None)
     assert report["overall"]["false_alarm_rate"] <= 0.05, format_safety_report(report, show_misses=None)

@@ -288,6 +288,16 @@ def test_a_pupil_is_answered_from_the_pupils_guide_in_their_language(answerer, q
     assert "pupil" in lead.readers and lead.language == lang, answer.citations[0].section
 
 
+@pytest.mark.parametrize("question,lang,heading", [
+    ("hvordan sier jeg fra om mobbing på skolen", "nb", "Hvem kan jeg si det til?"),
+    ("korleis seier eg frå at eg blir mobba", "nn", "Kven kan eg seie det til?"),
+])
+def test_a_pupil_asking_how_to_tell_is_told_whom_to_tell(answerer, question, lang, heading):
+    answer = answerer.ask(question, role="pupil", lang=lang)
+    assert answer.answered and answer.citations
+    assert answer.citations[0].section.endswith(heading), answer.citations[0].section
+
+
 @pytest.mark.parametrize("question,role,physical", [
     ("eg blir mobba av nokon i klassen", "pupil", False),
     ("i'm bullied by someone in my class", "pupil", False),

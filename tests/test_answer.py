@@ -298,6 +298,17 @@ def test_a_pupil_asking_how_to_tell_is_told_whom_to_tell(answerer, question, lan
     assert answer.citations[0].section.endswith(heading), answer.citations[0].section
 
 
+@pytest.mark.parametrize("question,role,lang,words", [
+    ("hvor lang tid har vi på oss til å lage aktivitetsplan", "staff", "nb", ("snarest", "ingen fast frist")),
+    ("kor lang tid har skulen på seg til å lage ein plan?", "parent", "nn", ("snarast", "inga fast frist")),
+])
+def test_how_long_the_school_has_for_the_plan_is_answered_in_the_first_sentence(answerer, question, role, lang,
+                                                                                words):
+    answer = answerer.ask(question, role=role, lang=lang)
+    first = answer.answer.split(". ")[0]
+    assert all(word in first for word in words), first
+
+
 @pytest.mark.parametrize("question,role,physical", [
     ("eg blir mobba av nokon i klassen", "pupil", False),
     ("i'm bullied by someone in my class", "pupil", False),

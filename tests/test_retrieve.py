@@ -52,6 +52,7 @@ def test_glossary_adds_canonical_terms():
     ("Dugsigu ma i siinayaa turjubaan?", "tolk"), ("Córka jest nękana w szkole", "mobbing"),
     ("Мою доньку цькують у школі", "mobbing"), ("ابني يتعرض للتنمر", "mobbing"),
     ("Skolen foreslår at vi bytter skole", "skolebytte"), ("Gjelder reglene på leirskulen?", "leirskole"),
+    ("Mój syn jest bity na przerwie", "vold"), ("Мого сина б'ють на перерві", "vold"),
 ])
 def test_the_glossary_reaches_the_norwegian_terms_from_other_languages(message, term):
     assert term in Glossary.load(KNOWLEDGE / "glossary.yaml").expand(message)[len(message):]

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 LANGS = ("nb", "nn", "en")
 MAX_TERMS = 3  # more than three explanations is a lecture, not an answer to "what does that mean?"
+DEFINITION_WORDS = 8  # "hva er en aktivitetsplan?" asks for the term; a longer message asks about a case
 RECENT_SECONDS = 10 * 60
 RECENT_USERS = 4096  # memory bound: the oldest users are dropped first
 
@@ -38,8 +39,9 @@ class Term:
 class Terms:
     """The explained terms, in the file's order: the order in which they are explained when several are named."""
 
-    def __init__(self, terms: list[Term]):
+    def __init__(self, terms: list[Term], asking: tuple[str, ...] = ()):
         self.terms = terms
+        self.asking = asking  # how a question for a term's meaning starts, normalised
         self._owner = {normalise_query(word): term for term in terms for word in term.words}
         # Longest first, so "skjerpet aktivitetsplikt" wins over "aktivitetsplikt" where both start.
         self._pattern = terms_regex(sorted(self._owner, key=len, reverse=True)) if self._owner else None
@@ -75,7 +77,10 @@ class Terms:
                 seen_words[word] = term_id
             seen_ids.add(term_id)
             terms.append(Term(term_id, folded, source, {lang: str(item[lang]).strip() for lang in LANGS}))
-        return cls(terms)
+        asking = data.get("asking") or {}
+        if not isinstance(asking, dict) or not all(isinstance(v, list) for v in asking.values()):
+            raise DocumentError(path, "'asking' must map a language to a list of phrases")
+        return cls(terms, tuple(normalise_query(str(p)) for phrases in asking.values() for p in phrases))
 
     def named_in(self, text: str) -> list[str]:
         """Ids of the terms `text` names, most needed first (the file's order)."""
@@ -83,6 +88,14 @@ class Terms:
             return []
         found = {self._owner[m.group(0)].id for m in self._pattern.finditer(normalise_query(text))}
         return [term.id for term in self.terms if term.id in found]
+
+    def asked_for(self, text: str) -> str | None:
+        """The term a short question asks the meaning of («hva er en aktivitetsplan?»), else None."""
+        words = normalise_query(text)
+        if len(words.split()) > DEFINITION_WORDS or not any(f"{words} ".startswith(f"{p} ") for p in self.asking):
+            return None
+        named = self.named_in(text)
+        return named[0] if len(named) == 1 else None
 
     def get(self, term_id: str) -> Term | None:
         return next((term for term in self.terms if term.id == term_id), None)
@@ -125,13 +138,20 @@ class Explanations:
     def explain(self, state, lang: str) -> tuple[list[str], list[Citation]] | None:
         """Explanations of the terms the user last read (at most three), each ending with its citation mark, and
         the citations; None when the last reply named no term."""
-        ids = self.recent(state.user_id)
+        return self._lines(state, self.recent(state.user_id)[:MAX_TERMS], lang)
+
+    def define(self, state, term_id: str, lang: str) -> tuple[list[str], list[Citation]] | None:
+        """The explanation of one term a user asked about by name, with its citation; None without its source."""
+        return self._lines(state, (term_id,), lang)
+
+    def _lines(self, state, ids, lang: str) -> tuple[list[str], list[Citation]] | None:
         if not ids:
             return None
         role = self.core.retrieval_role(state)
+        before = set(self.recent(state.user_id))
         lines: list[str] = []
         citations: list[Citation] = []
-        for term_id in ids[:MAX_TERMS]:
+        for term_id in ids:
             term = self.terms.get(term_id)
             if term is None:
                 continue
@@ -146,8 +166,7 @@ class Explanations:
         if not lines:
             return None
         # What "hva betyr det?" asks about next: the words of these explanations not explained just now.
-        explained = set(ids[:MAX_TERMS])
-        later = [t for t in self.terms.named_in("\n".join(lines)) if t not in explained and t not in ids]
+        later = [t for t in self.terms.named_in("\n".join(lines)) if t not in ids and t not in before]
         self._seen[state.user_id] = (tuple(later), time.monotonic())
         return lines, citations
 

@@ -123,6 +123,16 @@ class Questions:
         if answer.kind == "urgent":
             core.explain.saw(state.user_id, answer.answer)  # "hva betyr det?" is now about the help reply
             return self._urgent(state, text, answer)
+        term = core.explain.terms.asked_for(text)
+        defined = core.explain.define(state, term, lang) if term else None
+        if defined:  # "hva er en aktivitetsplan?": the term in plain words, with its source
+            lines, citations = defined
+            core.store.record_question(True)
+            self._remember(state.user_id, text, answer.section)
+            buttons = self._buttons(state, answer, lang, text)
+            text_out = "\n\n".join(lead_notes + lines + [core.catalog.get("answer.general_rules", lang)])
+            feedback_id = core.feedback.remember(state.user_id, citations)
+            return [Reply(text_out, citations, buttons, kind="answer", feedback_id=feedback_id, lang=lang)]
         if answer.kind == "chat":
             return self._chat(state, answer)
         core.store.record_question(bool(answer.answered))

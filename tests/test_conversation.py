@@ -239,6 +239,19 @@ def test_a_pupil_reading_english_gets_the_english_twin_of_a_norwegian_guide_sect
     assert reply.citations[0].document.startswith("Pupil guide"), reply.citations[0].section
 
 
+@pytest.mark.parametrize("lang, question, term_id", [
+    ("en", "what is an activity plan?", "aktivitetsplan"), ("nn", "kva er tvangsmulkt?", "tvangsmulkt"),
+])
+def test_a_question_for_a_terms_meaning_gets_its_plain_explanation_with_the_source(dialog, lang, question,
+                                                                                     term_id):
+    dialog.handle_button(USER, "r|parent")
+    dialog.handle_button(USER, f"l|{lang}")
+    reply = one(dialog.handle_text(USER, question))
+    explanation = dialog.explain.terms.get(term_id).text[lang]
+    assert reply.kind == "answer" and reply.text.startswith(f"{explanation} [1]")
+    assert len(reply.citations) == 1 and reply.feedback_id
+
+
 def test_another_language_gets_the_english_answer_and_one_line_about_languages(dialog):
     dialog.handle_button(USER, "r|parent")
     reply = one(dialog.handle_text(USER, "Mój syn jest codziennie wyśmiewany w szkole. Co musi zrobić szkoła?"))

@@ -47,6 +47,18 @@ def test_the_shipped_explanations_load_and_name_terms_the_answers_use():
         assert all(len(text) <= 320 for text in item.text.values()), item.id
 
 
+@pytest.mark.parametrize("message, term_id", [
+    ("hva er en aktivitetsplan?", "aktivitetsplan"), ("kva er tvangsmulkt", "tvangsmulkt"),
+    ("what is an activity plan?", "aktivitetsplan"), ("What does coercive fine mean?", "tvangsmulkt"),
+    ("hva betyr tvangsmulkt og aktivitetsplan?", None),  # two terms: the normal answer covers both
+    ("skolen har laget en aktivitetsplan, men den følges ikke opp", None),  # not asking what it is
+    ("hva er en aktivitetsplan, og hva gjør vi når skolen ikke har laget noen etter tre uker?", None),  # a case
+    ("hva er klokka?", None),
+])
+def test_a_short_question_for_a_terms_meaning_is_recognised(message, term_id):
+    assert Terms.load(KNOWLEDGE / "explain.yaml").asked_for(message) == term_id
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda t: t[0].pop("en"), "lacks its explanation in en"),
     (lambda t: t[0].update(source="kapittel-12-forklart"), "needs a 'source'"),
@@ -61,6 +73,14 @@ def test_a_broken_explanations_file_names_itself_and_the_problem(tmp_path, chang
     with pytest.raises(DocumentError) as raised:
         load(tmp_path, terms)
     assert message in str(raised.value) and "explain.yaml" in str(raised.value)
+
+
+def test_asking_phrases_that_are_not_lists_name_the_file(tmp_path):
+    path = tmp_path / "explain.yaml"
+    path.write_text(yaml.safe_dump({"asking": {"nb": "hva er"}, "terms": [term("rektor", ["rektor"])]}),
+                    encoding="utf-8")
+    with pytest.raises(DocumentError, match="asking"):
+        Terms.load(path)
 
 
 def test_no_file_means_no_terms(tmp_path):

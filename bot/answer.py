@@ -399,12 +399,12 @@ class Answerer:
                                        self._topic_words.named([query]) if self._topic_words else None)
         decision, probs = gate.decide(np.concatenate([query_vec[None, :], features], axis=1))
         facts["p_in"] = float(probs[0])
-        if decision == "chat":
-            facts["intent"] = self._nearest_chat(query_vec)
-        elif decision == "out" and self.retriever.glossary.names_harm(query):
-            # Someone who tells of being bullied, hit or left out is never turned away as off-topic: at worst the
-            # short answer and the walkthroughs ("min sønn blir plaget … hvem skal jeg ringe?").
+        if decision in ("chat", "out") and self.retriever.glossary.names_harm(query):
+            # Someone who tells of being bullied, hit or left out is never turned away as off-topic or greeted as
+            # small talk: at worst the short answer and the walkthroughs ("dei er slemme mot meg").
             decision = "vague"
+        elif decision == "chat":
+            facts["intent"] = self._nearest_chat(query_vec)
         elif decision == "out":
             facts["where"] = self.index.scope["where"][int(self._off_ids[int(np.argmax(o_sims))])] if len(
                 self._off_ids) else "other"

@@ -163,6 +163,18 @@ def test_someone_who_tells_of_being_hurt_is_never_declined(dialog, message):
     assert reply.kind in ("answer", "vague") and reply.citations
 
 
+@pytest.mark.parametrize("lang, message, then", [
+    ("nn", "dei er slemme mot meg", "kva skal eg gjere?"), ("en", "they are mean to me", "what should i do"),
+])
+def test_a_child_who_says_others_are_mean_is_answered_not_greeted(dialog, lang, message, then):
+    dialog.handle_button(USER, "r|pupil")
+    dialog.handle_button(USER, f"l|{lang}")
+    reply = one(dialog.handle_text(USER, message))
+    assert reply.kind in ("answer", "vague") and reply.citations  # was the greeting, or an explanation
+    follow = one(dialog.handle_text(USER, then))
+    assert follow.kind in ("answer", "vague") and follow.citations  # about the case, not the command list
+
+
 def test_off_topic_is_declined_politely_without_statsforvalteren(dialog):
     reply = one(dialog.handle_text(USER, "Når er høstferien i år?"))
     assert reply.kind == "decline" and "Statsforvalteren" not in reply.text and not reply.citations

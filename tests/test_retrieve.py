@@ -32,6 +32,7 @@ def test_char_ngrams_bridge_spelling_variants():
 def test_glossary_knows_the_words_for_being_hurt_and_only_those(tmp_path):
     glossary = Glossary.load(KNOWLEDGE / "glossary.yaml")
     assert glossary.names_harm("min sønn blir plaget hver dag") and glossary.names_harm("he was hit and excluded")
+    assert glossary.names_harm("they are mean to me") and glossary.names_harm("eg blir plaga og dei ertar meg")
     assert not glossary.names_harm("Hva koster SFO?") and not glossary.names_harm("skolen har en chat i appen")
     bad = tmp_path / "glossary.yaml"
     bad.write_text("- canonical: [mobbing]\n  variants: [plaget]\n  harm: ja\n", encoding="utf-8")

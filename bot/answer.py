@@ -20,7 +20,7 @@ from bot.errors import DocumentError
 from bot.i18n import Catalog
 from bot.index import LoadedIndex, load_index
 from bot.gate import TopicWords, similarity_features
-from bot.lexical import Glossary, char_ngrams, normalise_query
+from bot.lexical import Glossary, char_ngrams, normalise_query, terms_regex
 from bot.noise import is_noise
 from bot.ranking import load_model, ranking_path
 from bot.replies import Citation
@@ -320,6 +320,8 @@ class Answerer:
         texts, labels = self.index.scope.get("texts", []), self.index.scope.get("labels", [])
         self._chat_phrases = {normalise_query(texts[i]): labels[i] for i in self._chat_ids if i < len(texts)}
         self._chat_words = frozenset(word for phrase in self._chat_phrases for word in phrase.split())
+        # Intents that change the user's role or language need a word that says so (knowledge/scope/conversation.yaml)
+        self._cues = {intent: terms_regex(words) for intent, words in (self.index.scope.get("cues") or {}).items()}
         # Sections that exist in several languages (the pupils' guides): the same short answer, one per language.
         by_short: dict[str, dict] = {}
         for record in self.index.sections:
@@ -405,6 +407,12 @@ class Answerer:
             decision = "vague"
         elif decision == "chat":
             facts["intent"] = self._nearest_chat(query_vec)
+            cue = self._cues.get(facts["intent"])
+            if cue is not None and not cue.search(normalise_query(query)):
+                # "jeg er redd" lies nearest "jeg er forelder", "i hate school" nearest "I work at the school":
+                # without a word for the role or language it changes nothing; it is read as a vague question
+                decision = "vague"
+                del facts["intent"]
         elif decision == "out":
             facts["where"] = self.index.scope["where"][int(self._off_ids[int(np.argmax(o_sims))])] if len(
                 self._off_ids) else "other"

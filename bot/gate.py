@@ -45,6 +45,8 @@ class ScopeData:
     voices: list[str] = field(default_factory=list)  # real-voice questions …
     voice_in_scope: list[bool] = field(default_factory=list)  # … and whether each is in scope
     words: list[str] = field(default_factory=list)  # words that name an off-topic subject ("standpunktkarakter")
+    # intent -> words one of which a message must use to be read as that intent when it is not a listed phrase
+    cues: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, knowledge_dir: Path) -> "ScopeData":
@@ -63,9 +65,13 @@ class ScopeData:
                     labels.append(str(topic["id"]))
                     where.append(str(topic.get("where") or "other"))
         path = knowledge_dir / "scope" / "conversation.yaml"
-        intents = read_yaml_mapping(path, required=False).get("intents") or {}
+        conversation = read_yaml_mapping(path, required=False)
+        intents = conversation.get("intents") or {}
         if not isinstance(intents, dict):
             raise DocumentError(path, "'intents' must map an intent to a list of phrases")
+        cues = conversation.get("cues") or {}
+        if not isinstance(cues, dict) or not all(isinstance(v, list) and v and k in intents for k, v in cues.items()):
+            raise DocumentError(path, "'cues' must map an intent listed under 'intents' to a list of words")
         for intent, phrases in intents.items():
             if not isinstance(phrases, list):
                 raise DocumentError(path, f"intent '{intent}' must be a list of phrases")
@@ -82,7 +88,8 @@ class ScopeData:
                     raise DocumentError(path, "each question needs a text and in_scope: true or false")
                 voices.append(str(item["text"]))
                 voice_in_scope.append(item["in_scope"])
-        return cls(texts, kinds, labels, where, voices, voice_in_scope, list(dict.fromkeys(words)))
+        return cls(texts, kinds, labels, where, voices, voice_in_scope, list(dict.fromkeys(words)),
+                   {str(k): [str(w).strip().casefold() for w in v] for k, v in cues.items()})
 
 
 

@@ -259,7 +259,7 @@ def build_index(
         (tmp / "sections.json").write_text(json.dumps(sections_data, ensure_ascii=False))
         np.save(tmp / "questions.npy", question_vectors)
         scope_data = {"texts": scope.texts, "kinds": scope.kinds, "labels": scope.labels, "where": scope.where,
-                      "words": scope.words}
+                      "words": scope.words, "cues": scope.cues}
         (tmp / "scope.json").write_text(json.dumps(scope_data, ensure_ascii=False))
         np.save(tmp / "scope.npy", scope_vectors)
         (tmp / "gate.json").write_text(json.dumps(gate.to_json() if gate else None))

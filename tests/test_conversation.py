@@ -175,6 +175,17 @@ def test_a_child_who_says_others_are_mean_is_answered_not_greeted(dialog, lang, 
     assert follow.kind in ("answer", "vague") and follow.citations  # about the case, not the command list
 
 
+@pytest.mark.parametrize("message, lang", [("jeg er redd", "nb"), ("i hate school", "en")])
+def test_a_message_near_a_role_phrase_changes_no_role_unless_it_names_one(dialog, message, lang):
+    dialog.handle_button(USER, "r|pupil")
+    dialog.handle_button(USER, f"l|{lang}")
+    reply = one(dialog.handle_text(USER, message))  # nearest chat phrases: «jeg er forelder», «I work at the school»
+    assert dialog.store.get_user(USER).role == "pupil" and dialog.store.get_user(USER).language == lang
+    assert reply.kind in ("answer", "vague") and reply.citations
+    one(dialog.handle_text(USER, "jeg er mamma til en jente på 9"))  # not a listed phrase, but it says so
+    assert dialog.store.get_user(USER).role == "parent"
+
+
 def test_off_topic_is_declined_politely_without_statsforvalteren(dialog):
     reply = one(dialog.handle_text(USER, "Når er høstferien i år?"))
     assert reply.kind == "decline" and "Statsforvalteren" not in reply.text and not reply.citations

@@ -48,6 +48,8 @@ def test_no_question_that_is_only_measured_trains_the_gate():
     [
         ("off-topic.yaml", "topics: [{id: x}]", "list of questions"),
         ("conversation.yaml", "intents: [hei]", "map an intent"),
+        ("conversation.yaml", "intents: {i_am_parent: [jeg er forelder]}\ncues: {i_am_staff: [lærer]}", "'cues'"),
+        ("conversation.yaml", "intents: {i_am_parent: [jeg er forelder]}\ncues: {i_am_parent: forelder}", "'cues'"),
         ("calibration.yaml", "questions: [{text: hei}]", "in_scope"),
         ("off-topic.yaml", "topics: [oops", "cannot read the YAML"),
         ("off-topic.yaml", "topics: [{id: x, questions: [a], words: karakter}]", "'words' must be a list"),

@@ -274,6 +274,9 @@ SECOND_QUOTE_MARGIN = 0.03
 # Readers whose own guide leads an answer when one of its passages is among the first few hits.
 OWN_GUIDE_FIRST = ("pupil",)
 OWN_GUIDE_WITHIN = 2
+# Staff readers: a staff document leads instead of a parents' guide when it is among this many first hits.
+STAFF_READERS = ("staff", "new_teacher")
+STAFF_DOCUMENT_WITHIN = 3
 
 
 class Answerer:
@@ -538,9 +541,22 @@ class Answerer:
         own = next((h for h in hits[:OWN_GUIDE_WITHIN] if role in h.passage.readers), None)
         return hits if own is None else [own] + [h for h in hits if h is not own]
 
+    @staticmethod
+    def _staff_document_first(hits: list[Hit], role: str) -> list[Hit]:
+        """For staff: a parents' guide («snakk med barnet …») does not lead when a staff document is among the first
+        few hits. A teacher asking what to do after a parent's call needs the staff routine, in staff words."""
+        if role not in STAFF_READERS or not hits:
+            return hits
+        lead = hits[0].passage
+        if lead.audience == "staff" or "parent" not in lead.readers:
+            return hits
+        own = next((h for h in hits[:STAFF_DOCUMENT_WITHIN] if h.passage.audience == "staff"), None)
+        return hits if own is None else [own] + [h for h in hits if h is not own]
+
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
                  *, vague: bool, answered_before: str | None = None) -> Answer:
-        hits_for_reader = self._in_language_first(self._own_guide_first(hits, role), lang)
+        hits_for_reader = self._in_language_first(self._staff_document_first(self._own_guide_first(hits, role), role),
+                                                  lang)
         def answered(hit: Hit) -> bool:  # from the section the last answer led with
             return answered_before is not None and getattr(self._section_of(hit), "key", None) == answered_before
 

@@ -309,6 +309,15 @@ def test_how_long_the_school_has_for_the_plan_is_answered_in_the_first_sentence(
     assert all(word in first for word in words), first
 
 
+@pytest.mark.parametrize("role", ["staff", "new_teacher"])
+def test_staff_asking_about_a_parents_call_get_the_staff_routine_not_the_parents_guide(answerer, role):
+    answer = answerer.ask("en forelder ringte og sa at sønnen blir plaget på vei hjem, hva må jeg gjøre?", role=role)
+    assert answer.answered and answer.citations
+    lead = next(p for p in answerer.index.passages if p.id == answer.citations[0].passage_id)
+    assert lead.audience == "staff", answer.citations[0].section
+    assert not answer.answer.startswith("Snakk med barnet")  # the parents' first step, not a teacher's
+
+
 @pytest.mark.parametrize("question,role,physical", [
     ("eg blir mobba av nokon i klassen", "pupil", False),
     ("i'm bullied by someone in my class", "pupil", False),

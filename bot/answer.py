@@ -279,6 +279,11 @@ STAFF_READERS = ("staff", "new_teacher")
 STAFF_DOCUMENT_WITHIN = 3
 
 
+def _first_that(among: list[Hit], wanted, hits: list[Hit]) -> list[Hit]:
+    """The hits with the first of `among` that is `wanted` moved to the front; unchanged when there is none."""
+    first = next((h for h in among if wanted(h)), None)
+    return hits if first is None else [first] + [h for h in hits if h is not first]
+
 class Answerer:
     """Answers questions from one loaded index. Build it with `from_settings`.
 
@@ -538,8 +543,7 @@ class Answerer:
         "Det er eleven selv som avgjør …"."""
         if role not in OWN_GUIDE_FIRST or not hits or role in hits[0].passage.readers:
             return hits
-        own = next((h for h in hits[:OWN_GUIDE_WITHIN] if role in h.passage.readers), None)
-        return hits if own is None else [own] + [h for h in hits if h is not own]
+        return _first_that(hits[:OWN_GUIDE_WITHIN], lambda h: role in h.passage.readers, hits)
 
     @staticmethod
     def _staff_document_first(hits: list[Hit], role: str) -> list[Hit]:
@@ -550,8 +554,7 @@ class Answerer:
         lead = hits[0].passage
         if lead.audience == "staff" or "parent" not in lead.readers:
             return hits
-        own = next((h for h in hits[:STAFF_DOCUMENT_WITHIN] if h.passage.audience == "staff"), None)
-        return hits if own is None else [own] + [h for h in hits if h is not own]
+        return _first_that(hits[:STAFF_DOCUMENT_WITHIN], lambda h: h.passage.audience == "staff", hits)
 
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
                  *, vague: bool, answered_before: str | None = None) -> Answer:
@@ -561,9 +564,9 @@ class Answerer:
             return answered_before is not None and getattr(self._section_of(hit), "key", None) == answered_before
 
         if answered_before:
-            fresh = [h for h in hits_for_reader[:NEW_SECTION_WITHIN] if not answered(h)]
-            if fresh:  # the best hit of another section leads; the rest keep their order
-                hits_for_reader = [fresh[0]] + [h for h in hits_for_reader if h is not fresh[0]]
+            # the best hit of another section leads; the rest keep their order
+            hits_for_reader = _first_that(hits_for_reader[:NEW_SECTION_WITHIN], lambda h: not answered(h),
+                                          hits_for_reader)
         lead = hits_for_reader[0]
         record = self._section_of(lead)
         short = (record.short or {}).get(lang) if record else None

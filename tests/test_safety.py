@@ -87,6 +87,10 @@ def numbers(lines) -> list[str]:
         ("læreren slo meg i ansiktet", "adult_hurting"),
         ("han har kniv i sekken på skolen", "weapon_threat"),
         ("de banker han nå", "violence_now"),
+        ("han sier han skal skade meg etter skolen", "violence_now"),
+        ("she says she will beat me up tomorrow", "violence_now"),
+        ("everyone would be better off if i was gone", "suicide"),
+        ("nobody would miss me", "suicide"),
         ("datteren min har ikke kommet hjem og er savnet", "missing_child"),
         ("han puster ikke", "medical"),
     ],
@@ -437,13 +441,18 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "en elev sier hun blir mobbet men vil ikke at jeg skal si det til noen",
         "my friend is getting bullied but she told me not to tell anyone",
         "dottera mi er redd for å gå på do på skulen fordi nokon plagar henne der",
+        "noen er slemme mot meg",
+        "someone took my phone and wont give it back",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text
     # the same wish for secrecy, with danger in it, stays urgent
     for text in ("my friend says her stepdad hurts her but told me not to tell anyone",
                  "en elev har fortalt meg at han vil ta livet sitt, men ber meg ikke si det til noen",
-                 "noen filmet meg i dusjen og sendte det rundt"):
+                 "noen filmet meg i dusjen og sendte det rundt",
+                 # a threat after an ordinary theft: the threat decides
+                 "he took my phone and says he will hurt me after school",
+                 "everyone would be happier if i just wasnt around anymore"):
         assert check.check(text).urgent is True, text
     report = evaluate_safety(check, load_safety_set(EVAL_SET))
     assert report["overall"]["recall"] >= 0.98, format_safety_report(report, show_misses=None)

@@ -115,6 +115,11 @@ def test_telling_of_ones_own_situation_suggests_the_walkthrough_for_the_role(ans
     english = answerer.ask("My son (9) gets hit by two boys every day at recess. The teacher says they are just "
                            "playing. What should I do?", role="parent", lang="en")
     assert english.suggested_flow == "forelder-utrygg"  # his safety first, not yet a complaint
+    # a child's few words about what others do to them are their own situation too
+    for text, lang in (("noen er slemme mot meg", "nb"), ("dei ertar meg kvar dag", "nn"),
+                       ("they are mean to me", "en")):
+        answer = answerer.ask(text, role="pupil", lang=lang)
+        assert answer.kind != "urgent" and answer.suggested_flow == "elev-utrygg", text
 
 
 def test_the_walkthrough_follows_the_lead_citation_first():

@@ -6,6 +6,7 @@ answer is a refusal that says whom to contact instead.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +50,14 @@ NEW_SECTION_WITHIN = 5  # a follow-up's lead is the best hit among the first fiv
 CITATION_MARGIN = 0.04
 # Quotes sharing more than this share of their character n-grams (Jaccard) repeat each other.
 REPEAT_OVERLAP = 0.5
+# After an answer, other sections among the first hits are offered as buttons: when the lead is not what was
+# asked, the right section is often second or third (Hit@3 is well above Hit@1), one tap away.
+# Two buttons fit a phone screen. The window, chosen on the calibrate sets (a right section led or was offered,
+# of 244): 3 hits 194, 4 199, 6 205, 8 206; with three buttons and 8 hits 211.
+SEE_ALSO = 2
+SEE_ALSO_WITHIN = 6
+SEE_ALSO_TITLE_CHARS = 48  # a button label on a phone-sized screen
+SAME_HEADING_OVERLAP = 0.6  # character n-gram Jaccard of two headings that read as the same
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TAG = re.compile(r"<[^>]{0,200}>")
@@ -77,6 +86,8 @@ class Answer:
     hits: list[Hit] = field(default_factory=list, repr=False, compare=False)
     # The hit the answer leads with, after the reader's own guide and language were put first; for evaluation.
     lead: Hit | None = field(default=None, repr=False, compare=False)
+    # Other sections offered after the answer (see SEE_ALSO), best first.
+    see_also: list["SeeAlso"] = field(default_factory=list, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -90,6 +101,40 @@ class Answer:
             "urgent": self.urgent,
             "help": list(self.help),
         }
+
+
+@dataclass(frozen=True)
+class SeeAlso:
+    """Another section an answer offers: its key for the button, its heading for the label."""
+
+    key: str
+    title: str
+    hit: Hit
+
+
+_HEADING_REF = re.compile(r"\(§[^)]*\)")
+
+
+def _same_topic(one, other) -> bool:
+    """Two sections a reader would take for the same: one section, twins (the same short answer in bokmål), or
+    headings that nearly match («Melde fra til rektor» and «Melde fra til rektor (§ 12-4)»)."""
+    if one.key == other.key or (one.short or {}).get("nb") == (other.short or {}).get("nb"):
+        return True
+    heads = [set(char_ngrams(_HEADING_REF.sub(" ", r.path.split(" › ")[-1]))) for r in (one, other)]
+    return len(heads[0] & heads[1]) / max(len(heads[0] | heads[1]), 1) >= SAME_HEADING_OVERLAP
+
+
+def section_token(key: str) -> str:
+    """A short, stable token for a section key: button data must stay within 64 bytes, and keys are longer."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def short_title(path: str) -> str:
+    """The section's own heading (the last part of its path), cut at a word to fit a button."""
+    title = path.split(" › ")[-1].strip()
+    if len(title) <= SEE_ALSO_TITLE_CHARS:
+        return title
+    return title[:SEE_ALSO_TITLE_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ,:;–-(") + "…"
 
 
 def clean_question(text: str) -> tuple[str, bool]:
@@ -606,6 +651,7 @@ class Answerer:
             notes.insert(0, self.catalog.get("answer.truncated", lang))
         head = [short] if short else []
         refs = [r for c in citations[:2] for r in c.refs]
+        see_also = [] if vague else self._see_also(hits_for_reader, record, lang)
         return Answer(
             question=question,
             answered=True,
@@ -619,7 +665,41 @@ class Answerer:
             short=short,
             hits=hits,
             lead=lead,
+            see_also=see_also,
         )
+
+    def _see_also(self, hits: list[Hit], lead_record, lang: str) -> list[SeeAlso]:
+        """Other sections among the first hits that can answer in the reader's language: a section with a short
+        answer, written in that language (bokmål and nynorsk read each other). Not the lead again in another
+        language (its twin), nor a section whose heading reads like one already shown: a repeat, to the reader."""
+        readable = {"en": ("en",)}.get(lang, ("nb", "nn"))
+        offered: list[SeeAlso] = []
+        shown = [lead_record] if lead_record is not None else []
+        for hit in hits[:SEE_ALSO_WITHIN]:
+            record = self._section_of(hit)
+            if record is None or not (record.short or {}).get(lang) or hit.passage.language not in readable \
+                    or any(_same_topic(record, other) for other in shown):
+                continue
+            shown.append(record)
+            offered.append(SeeAlso(record.key, short_title(record.path), hit))
+            if len(offered) == SEE_ALSO:
+                break
+        return offered
+
+    def answer_section(self, token: str, role: str, lang: str) -> Answer | None:
+        """The answer a see-also button promised: that section's short answer and quotes, for a reader allowed
+        to see it. None for an unknown token (an index rebuilt since) or a section the role may not read."""
+        for position, record in enumerate(self.index.sections):
+            if section_token(record.key) == token:
+                break
+        else:
+            return None
+        if role not in AUDIENCES_FOR_ROLE or not self.retriever.section_allowed(role, position) \
+                or not record.passages:
+            return None
+        title = short_title(record.path)
+        hits = [Hit(self.index.passages[i], 0.0, 0.0, 0.0) for i in record.passages]
+        return self._compose(title, title, role, lang, hits, False, vague=False)
 
     def _section_of(self, hit: Hit):
         numbers = self.index.passage_section

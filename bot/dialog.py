@@ -158,7 +158,8 @@ class Dialog:
         self.questions = Questions(self)
         self.feedback = FeedbackBook(self)
         self.staff = StaffProof(self)
-        self.button_handlers: dict = {"x": self.questions.on_button}  # prefix → handler(state, args) -> replies
+        # prefix → handler(state, args) -> replies
+        self.button_handlers: dict = {"x": self.questions.on_button, "m": self.questions.see_also}
         self.commands.tools["fare"] = self.questions.danger_help
         self._last_purge: datetime | None = None
 
@@ -340,5 +341,5 @@ class Dialog:
         return Reply(f"{lead}\n\n{text}" if lead else text, buttons=rows, kind=kind)
 
 
-BUILT_IN_PREFIXES = ("s", "c", "f", "r", "l", "k", "a", "q", "v", "x")
+BUILT_IN_PREFIXES = ("s", "c", "f", "r", "l", "k", "a", "q", "v", "x", "m")
 __all__ = ["COMMAND_ALIASES", "COMMANDS", "Dialog", "KEYS", "build_dialog", "button_data", "clean_text"]

@@ -74,8 +74,10 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
             ),
             None,
         )
-        lead = answer.lead is not None and is_hit(answer.lead.passage, item.get("expect_refs") or [],
-                                                  item.get("expect_terms") or [], variants)
+        expected = (item.get("expect_refs") or [], item.get("expect_terms") or [], variants)
+        lead = answer.lead is not None and is_hit(answer.lead.passage, *expected)
+        # a right section one tap away: the lead, or a section the answer offers as a button
+        reach = lead or any(is_hit(other.hit.passage, *expected) for other in answer.see_also)
         rows.append(
             {
                 "id": item.get("id"),
@@ -86,6 +88,7 @@ def evaluate(answerer: Answerer, items: list[dict], variants, k: int = 3) -> dic
                 "answered": answer.answered,
                 "rank": rank,
                 "lead": lead,
+                "reach": reach,
                 "best_dense": max((h.dense for h in hits[:3]), default=0.0),
             }
         )
@@ -139,6 +142,8 @@ def _summarise(rows: list[dict], k: int) -> dict:
         "mrr@10": round(sum(1 / r["rank"] for r in answerable if r["rank"]) / n, 3) if n else None,
         # what the reader sees first: the answer's lead after their own guide and language were put first
         "lead": share(sum(1 for r in answerable if r["lead"]), n),
+        # … or one tap away, on a see-also button
+        "reach": share(sum(1 for r in answerable if r.get("reach", r["lead"])), n),
         "refusal_accuracy": share(sum(1 for r in unanswerable if not r["answered"]), len(unanswerable)),
         "false_refusals": share(sum(1 for r in answerable if not r["answered"]), n),
     }
@@ -146,7 +151,7 @@ def _summarise(rows: list[dict], k: int) -> dict:
 
 def format_report(report: dict) -> str:
     k = report["k"]
-    cols = ("questions", "hit@1", f"hit@{k}", "mrr@10", "lead", "refusal_accuracy", "false_refusals")
+    cols = ("questions", "hit@1", f"hit@{k}", "mrr@10", "lead", "reach", "refusal_accuracy", "false_refusals")
     lines = [f"{'group':<12}" + "".join(f"{c:>17}" for c in cols)]
     for name, summary in [("overall", report["overall"]), *report["groups"].items()]:
         cells = "".join(f"{'-' if summary[c] is None else summary[c]:>17}" for c in cols)

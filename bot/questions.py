@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.answer import section_token
 from bot.datafiles import read_yaml_mapping
 from bot.errors import DocumentError
 
@@ -177,6 +178,9 @@ class Questions:
             if flow.id != state.flow_id:
                 label = core.t("button.start_flow", lang, title=pick(flow.title, lang))
                 rows.append([Button(label, core.button_data("f", flow.id))])
+        for other in answer.see_also if answer.kind == "answer" else []:
+            label = core.catalog.get("answer.see_also", lang, title=other.title)
+            rows.append([Button(label, core.button_data("m", section_token(other.key)))])
         if not resume:
             rows.append([core.menu_button(lang)])
         return rows
@@ -235,6 +239,26 @@ class Questions:
         return [core.menu(state, lead=core.catalog.get(key, lang))]
 
     # -- buttons and commands ------------------------------------------------------------------------------
+    def see_also(self, state, args: list[str]) -> list[Reply] | None:
+        """m|token: the answer of another section the last answer offered (None: stale or forged data)."""
+        core = self.core
+        if len(args) != 1:
+            return None
+        lang = state.language
+        try:
+            answer = core.answerer.answer_section(args[0], core.retrieval_role(state), lang)
+        except Exception:
+            log.exception("the answerer failed on a see-also button")
+            return [core.menu(state, lead=core.t("error", lang), kind="error")]
+        if answer is None:
+            return None
+        self._remember(state.user_id, answer.question, answer.section)  # "og hvis …?" now follows this section
+        core.explain.saw(state.user_id, answer.answer)
+        citations = list(answer.citations)
+        feedback_id = core.feedback.remember(state.user_id, citations) if citations else None
+        return [Reply(answer.answer, citations, self._buttons(state, answer, lang), kind="answer",
+                      feedback_id=feedback_id, lang=lang)]
+
     def on_button(self, state, args: list[str]) -> list[Reply] | None:
         """x|go: after help numbers, go on to the normal answer to the same question (safety already shown)."""
         if args == ["go"]:

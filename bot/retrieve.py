@@ -166,6 +166,10 @@ class Retriever:
         best = best[np.argsort(-scores[best], kind="stable")]
         return [int(i) for i in best if scores[i] > 0], scores
 
+    def section_allowed(self, role: str, position: int) -> bool:
+        """Whether the role may read the section at this position of the index's section list."""
+        return bool(self._section_allowed[role][position])
+
     def embed_query(self, query: str) -> np.ndarray:
         """The question's vector. One embedding serves the safety check, the section questions and passages.
 

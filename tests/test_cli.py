@@ -56,7 +56,9 @@ def test_ask_text_output_lists_citations(real_settings, capsys):
 def test_eval_prints_metrics_per_language(real_settings, capsys):
     assert main(["eval", str(DEV_QUESTIONS), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert {"hit@1", "hit@3", "mrr@10", "refusal_accuracy", "false_refusals"} <= set(report["overall"])
+    assert {"hit@1", "hit@3", "mrr@10", "lead", "reach", "refusal_accuracy", "false_refusals"} <= set(report["overall"])
+    # one tap away includes what the answer leads with
+    assert report["overall"]["lead"] <= report["overall"]["reach"] <= 1.0
     assert {"nb", "nn", "en", "other"} <= set(report["groups"])  # languages, then audiences
     assert {"parent", "staff"} <= set(report["groups"])
     assert report["overall"]["questions"] == 40

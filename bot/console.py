@@ -66,15 +66,18 @@ class ConsoleChat:
                         self._print(f"  · {line.text}")
                     else:
                         self._print(f"[{line.n}] {line.text}" + (f" {line.url}" if line.url else ""))
-            numbered = [(button.label, ("button", button.data)) for row in reply.buttons for button in row]
-            if reply.feedback_id:
-                numbered += [(self._t("button.vote_up", reply.lang), ("vote", reply.feedback_id, True)),
-                             (self._t("button.vote_down", reply.lang), ("vote", reply.feedback_id, False))]
-            if numbered:
+            buttons = [(button.label, ("button", button.data)) for row in reply.buttons for button in row]
+            votes = [(self._t("button.vote_up", reply.lang), ("vote", reply.feedback_id, True)),
+                     (self._t("button.vote_down", reply.lang), ("vote", reply.feedback_id, False))
+                     ] if reply.feedback_id else []
+            # "Var svaret nyttig?" heads the votes only: "Se også …" above it is not feedback
+            for group, prompt in ((buttons, None), (votes, "console.vote_prompt")):
+                if not group:
+                    continue
                 self._print()
-                if reply.feedback_id:
-                    self._print(self._t("console.vote_prompt", reply.lang))
-                for label, action in numbered:
+                if prompt:
+                    self._print(self._t(prompt, reply.lang))
+                for label, action in group:
                     number = len(options) + 1
                     options[number] = (label, action)
                     self._print(f"  {number}) {label}")

@@ -133,3 +133,6 @@ def test_an_english_answer_in_a_bokmal_session_is_labelled_in_english(settings, 
     answer = out.split("What is an aktivitetsplan?", 1)[1]
     assert t("console.sources", "en") in answer and t("console.vote_prompt", "en") in answer
     assert t("button.vote_up", "en") in answer and t("console.sources") not in answer
+    # "Was this answer useful?" heads the votes, not the answer's other buttons (menu, see also …)
+    prompt, first_option = answer.index(t("console.vote_prompt", "en")), answer.index("  1) ")
+    assert first_option < prompt < answer.index(t("button.vote_up", "en"))

@@ -689,11 +689,10 @@ class Answerer:
     def answer_section(self, token: str, role: str, lang: str) -> Answer | None:
         """The answer a see-also button promised: that section's short answer and quotes, for a reader allowed
         to see it. None for an unknown token (an index rebuilt since) or a section the role may not read."""
-        for position, record in enumerate(self.index.sections):
-            if section_token(record.key) == token:
-                break
-        else:
+        position = next((i for i, r in enumerate(self.index.sections) if section_token(r.key) == token), None)
+        if position is None:
             return None
+        record = self.index.sections[position]
         if role not in AUDIENCES_FOR_ROLE or not self.retriever.section_allowed(role, position) \
                 or not record.passages:
             return None

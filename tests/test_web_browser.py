@@ -205,6 +205,18 @@ def test_role_question_answer_with_source_link(browser, web, catalog):
     visitor.close()
 
 
+def test_a_see_also_button_opens_that_sections_answer(chat, catalog):
+    chat.press(catalog.get("dialog.role.parent", "nb"))
+    chat.ask(QUESTION)
+    label = catalog.get("answer.see_also", "nb", title="")
+    offered = [c for c in chat.choices() if c.startswith(label)]
+    assert offered, chat.choices()
+    chat.press(offered[0])
+    opened = chat.page.locator(".msg.kind-answer").last
+    assert opened.locator(".sources a").count() >= 1 and opened.locator(".vote button").count() == 2
+    assert offered[0][len(label):].rstrip("…") in opened.locator(".sources").text_content()
+
+
 def test_an_english_answer_in_a_bokmal_session_is_marked_and_labelled_english(chat, catalog):
     chat.press(catalog.get("dialog.role.parent", "nb"))
     chat.ask("What is an aktivitetsplan?")

@@ -125,6 +125,7 @@ def test_figures_of_speech_and_ordinary_questions_do_not_trigger(check, text):
 def test_a_weak_pattern_alone_does_not_decide(check):
     # "orker ikke mer" is often about homework: it only makes the embedding side more willing.
     assert patterns_only(check, "jeg orker ikke mer").urgent is False
+    assert patterns_only(check, "noen truer meg").urgent is False
 
 
 def test_a_marginal_embedding_decision_needs_crisis_neighbours(check):
@@ -454,6 +455,9 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
                  "he took my phone and says he will hurt me after school",
                  "everyone would be happier if i just wasnt around anymore"):
         assert check.check(text).urgent is True, text
+    # a threat with no word for home is about violence: the help reply must not ask about going home
+    assert check.check("noen truer meg").category == "violence_now"
+    assert check.check("pappa truer meg").category == "home_violence"
     report = evaluate_safety(check, load_safety_set(EVAL_SET))
     assert report["overall"]["recall"] >= 0.98, format_safety_report(report, show_misses=None)
     assert report["overall"]["false_alarm_rate"] <= 0.05, format_safety_report(report, show_misses=None)

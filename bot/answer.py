@@ -651,7 +651,8 @@ class Answerer:
             notes.insert(0, self.catalog.get("answer.truncated", lang))
         head = [short] if short else []
         refs = [r for c in citations[:2] for r in c.refs]
-        see_also = [] if vague else self._see_also(hits_for_reader, record, lang)
+        # a follow-up does not offer again the section the last answer led with
+        see_also = [] if vague else self._see_also([h for h in hits_for_reader if not answered(h)], record, lang)
         return Answer(
             question=question,
             answered=True,

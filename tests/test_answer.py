@@ -2,7 +2,7 @@
 
 import pytest
 
-from bot.answer import Answerer, Router, clean_question
+from bot.answer import Answerer, Router, clean_question, section_token
 from bot.errors import IndexMissingError
 
 pytestmark = pytest.mark.integration
@@ -386,3 +386,21 @@ def test_the_pupils_crisis_section_leads_only_when_asked_for(answerer, question,
     hits = answerer.retriever.search(question, "pupil", k=3)
     in_crisis = ["Hjelp n" in h.passage.section or "Help now" in h.passage.section for h in hits]
     assert (in_crisis[0] if crisis else not any(in_crisis)), [h.passage.section for h in hits]
+
+
+def test_see_also_offers_other_sections_once_and_never_the_one_just_answered(answerer):
+    first = answerer.ask("skolen sier de ikke kan gjøre noe fordi det skjedde på fritida", role="parent")
+    offered = [s.key for s in first.see_also]
+    assert first.kind == "answer" and 1 <= len(offered) <= 2 and first.section not in offered
+    assert len(set(offered)) == len(offered)
+    for other in first.see_also:  # a label fits a phone button, and the button opens that section
+        assert len(other.title) <= 48
+        assert answerer.answer_section(section_token(other.key), "parent", "nb").section == other.key
+    # a follow-up offers neither the section it leads with nor the one the answer before led with (which is
+    # among its first hits, since the follow-up is read together with the question before it)
+    first = answerer.ask("hvem kan melde en sak til statsforvalteren?", role="parent")
+    follow = answerer.ask("hvor lang tid tar det?", role="parent", context=first.question,
+                          answered_before=first.section)
+    assert follow.kind == "answer" and follow.see_also
+    assert first.section not in [s.key for s in follow.see_also] + [follow.section]
+    assert follow.section not in [s.key for s in follow.see_also]

@@ -156,6 +156,13 @@ def test_a_section_for_a_narrower_situation_leads_only_when_the_question_names_i
         assert flags == sorted(flags), question  # "if you see someone else being hurt" comes after the rest
     bystander = retriever.search("vennen min blir mobbet, skal jeg si fra?", "pupil", k=10)
     assert any(is_narrow(h) and "noen andre" in h.passage.section for h in bystander)
+    seen = [i for i, p in enumerate(index.passages) if "ser at noen andre blir plaget" in p.section]
+    for question in ("vennen min blir mobbet", "my friend is being bullied", "en jente i klassen blir holdt utenfor"):
+        assert not retriever._unnamed_situations(question, seen), question
+    # a classmate or friend who does it to the writer is not someone else being hurt
+    for question in ("en gutt i klassen slår meg i friminuttet", "a friend of mine keeps making fun of me",
+                     "ei jente i klassen ertar meg"):
+        assert retriever._unnamed_situations(question, seen) == set(seen), question
     accused_pupil = [i for i, p in enumerate(index.passages) if "beskyldt for å plage" in p.section]
     assert accused_pupil and retriever._unnamed_situations("jeg blir mobbet", accused_pupil) == set(accused_pupil)
     for question in ("læreren sa at jeg var med på å mobbe ei jente", "they say i was part of the bullying",

@@ -60,8 +60,8 @@ DEFAULT_WRITER = "pupil"
 REPLY_GROUPS = ("care", "medical", "abuse", "adult", "danger")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LOCAL_TZ = ZoneInfo("Europe/Oslo")
-THRESHOLD_KEYS = ("top_k", "neighbours", "sure_at", "l2", "iterations", "urgent_at", "weak_bonus", "mask_penalty",
-                  "damp_penalty")
+THRESHOLD_KEYS = ("top_k", "neighbours", "sure_at", "clearly_harmless", "l2", "iterations", "urgent_at", "weak_bonus",
+                  "mask_penalty", "damp_penalty")
 # Exemplar vectors are scaled up before the classifier is fitted: e5 cosines sit in a narrow band, and a larger
 # input scale lets plain gradient descent converge in a few thousand steps with a small L2 penalty.
 FEATURE_SCALE = 10.0
@@ -539,10 +539,13 @@ class SafetyCheck:
         k = int(self._t["top_k"])
         # With no pattern and no clear margin, the nearest exemplars must agree: a short statement far from
         # everything ("my son is in a wheelchair") can fall just on the crisis side while its neighbours are harmless.
+        # Even a clear classifier decision yields to harmless neighbours that are clearly closer: "en elev fortalte
+        # at hun blir plaget på bussen" shares its opening with many crisis exemplars and lies next to a harmless one.
         agree = int(self._t["neighbours"])
-        if agree and not weak and logit < self._t["sure_at"]:
+        if agree and not weak:
             crisis, harmless = sims[self._crisis_rows], sims[self._rows["harmless"]]
-            if _top_mean(crisis, agree) < _top_mean(harmless, agree):
+            closer = _top_mean(harmless, agree) - _top_mean(crisis, agree)
+            if closer > (0.0 if logit < self._t["sure_at"] else self._t["clearly_harmless"]):
                 return SafetyResult(False, None, writer, round(logit, 3))
         # A weak pattern names the situation when there is one ("en byrde for alle" points at suicide even when
         # the nearest exemplars are about home); otherwise the nearest exemplars do.

@@ -135,12 +135,23 @@ def test_a_marginal_embedding_decision_needs_crisis_neighbours(check):
     marginal._b = 1.0 - float(harmless @ check._w)  # log-odds 1.0: over urgent_at, under sure_at
     assert check._t["urgent_at"] < 1.0 < check._t["sure_at"]
     assert marginal.check("noe helt vanlig", query_vec=harmless).urgent is False
-    marginal._t = {**check._t, "sure_at": 0.5}
+    # a clear margin stands (unless the harmless neighbours are clearly closer: the next test)
+    marginal._t = {**check._t, "sure_at": 0.5, "clearly_harmless": 1.0}
     assert marginal.check("noe helt vanlig", query_vec=harmless).urgent is True
     marginal._t = check._t
     crisis = check._vectors[check._crisis_rows[0]]
     marginal._b = 1.0 - float(crisis @ check._w)
     assert marginal.check("noe helt vanlig", query_vec=crisis).urgent is True
+
+
+
+def test_a_clear_embedding_decision_yields_only_to_clearly_closer_harmless_neighbours(check):
+    sure = copy.copy(check)
+    harmless = check._vectors[check._rows["harmless"][0]]  # its own nearest harmless exemplar: itself, at 1.0
+    sure._b = check._t["sure_at"] + 1.0 - float(harmless @ check._w)  # log-odds over sure_at
+    assert sure.check("noe helt vanlig", query_vec=harmless).urgent is False
+    sure._t = {**check._t, "clearly_harmless": 1.0}  # a margin no message reaches: the classifier decides alone
+    assert sure.check("noe helt vanlig", query_vec=harmless).urgent is True
 
 
 def test_a_past_procedural_question_is_not_decided_by_a_pattern(check):
@@ -444,6 +455,7 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "dottera mi er redd for å gå på do på skulen fordi nokon plagar henne der",
         "noen er slemme mot meg",
         "someone took my phone and wont give it back",
+        "en elev fortalte at hun blir plaget på bussen",  # a staff member's routine question
     )
     for text in harmless:
         assert check.check(text).urgent is False, text

@@ -45,6 +45,9 @@ def test_glossary_adds_canonical_terms():
     assert "mobbing" in glossary.expand("han blir plaget hver dag")
     assert "utestenging" in glossary.expand("hun blir holdt utenfor")
     assert glossary.expand("hva er klokka") == "hva er klokka"
+    # mean messages are online harm, in a parent's or a child's words
+    assert "nettmobbing" in glossary.expand("my daughter gets mean messages from classmates at night")
+    assert "nettmobbing" in glossary.expand("sønnen min får stygge meldinger")
 
 
 @pytest.mark.parametrize("message,term", [

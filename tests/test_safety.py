@@ -456,6 +456,7 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "noen er slemme mot meg",
         "someone took my phone and wont give it back",
         "en elev fortalte at hun blir plaget på bussen",  # a staff member's routine question
+        "noen sender meg stygge meldinger",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text

@@ -100,6 +100,7 @@ class Answer:
             "role": self.role,
             "urgent": self.urgent,
             "help": list(self.help),
+            "see_also": [{"section": other.key, "title": other.title} for other in self.see_also],
         }
 
 

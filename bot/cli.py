@@ -92,6 +92,10 @@ def _print_answer(answer, as_json: bool, catalog, lang: str) -> None:
         print(f"\n{format_citation(c)}\n    {catalog.get('answer.updated', lang, date=c.updated or '–')}")
     if answer.suggested_flow:
         print("\n" + catalog.get("answer.suggested_flow", lang, flow=answer.suggested_flow))
+    if answer.see_also:
+        print()
+    for other in answer.see_also:
+        print(catalog.get("answer.see_also", lang, title=other.title))
 
 
 def _ask(settings: Settings, args) -> int:

@@ -18,7 +18,8 @@ def test_ask_json_contract(real_settings, capsys):
     assert main(["ask", "Hva er aktivitetsplikten?", "--json", "--role", "staff"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"question", "answered", "answer", "kind", "citations", "suggested_flow", "role", "urgent",
-                         "help"}
+                         "help", "see_also"}
+    assert all(set(other) == {"section", "title"} for other in data["see_also"]) and len(data["see_also"]) <= 2
     assert data["kind"] in ("answer", "vague") and data["urgent"] is False and data["help"] == []
     assert data["answered"] is True and data["role"] == "staff" and data["citations"]
     for i, c in enumerate(data["citations"], start=1):
@@ -50,6 +51,11 @@ def test_ask_text_output_lists_citations(real_settings, capsys):
     assert main(["ask", "Hvem kan melde en sak til Statsforvalteren?"]) == 0
     out = capsys.readouterr().out
     assert "[1]" in out and "§ 12-6" in out
+    assert main(["ask", "skolen sier de ikke kan gjøre noe fordi det skjedde på fritida", "--json"]) == 0
+    offered = json.loads(capsys.readouterr().out)["see_also"]
+    assert main(["ask", "skolen sier de ikke kan gjøre noe fordi det skjedde på fritida"]) == 0
+    out = capsys.readouterr().out
+    assert offered and all(f"Se også: {other['title']}" in out for other in offered)
 
 
 @pytest.mark.integration

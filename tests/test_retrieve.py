@@ -48,6 +48,9 @@ def test_glossary_adds_canonical_terms():
     # mean messages are online harm, in a parent's or a child's words
     assert "nettmobbing" in glossary.expand("my daughter gets mean messages from classmates at night")
     assert "nettmobbing" in glossary.expand("sønnen min får stygge meldinger")
+    # being left out, in nynorsk as in bokmål (a word of harm: such a message is never declined)
+    for message in ("sonen min blir halden utanfor kvar dag", "eg blir utestengd", "dei frys meg ut"):
+        assert "utestenging" in glossary.expand(message) and glossary.names_harm(message), message
 
 
 @pytest.mark.parametrize("message,term", [

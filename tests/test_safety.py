@@ -457,6 +457,13 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "someone took my phone and wont give it back",
         "en elev fortalte at hun blir plaget på bussen",  # a staff member's routine question
         "noen sender meg stygge meldinger",
+        # lonely, in a few words, in all three languages: not a wish to die
+        "ingen vil vere med meg",
+        "nobody wants to be with me",
+        "jeg sitter alene hver dag",
+        # a teacher who will tell the parents: not a threat of harm
+        "læreren truer med å ringe mamma",
+        "the teacher threatens to call my mom",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text
@@ -466,7 +473,10 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
                  "noen filmet meg i dusjen og sendte det rundt",
                  # a threat after an ordinary theft: the threat decides
                  "he took my phone and says he will hurt me after school",
-                 "everyone would be happier if i just wasnt around anymore"):
+                 "everyone would be happier if i just wasnt around anymore",
+                 # lonely AND a wish to die: the wish decides
+                 "nobody wants to be with me, i just want to disappear forever",
+                 "eg er aleine heile tida og vil ikkje leve"):
         assert check.check(text).urgent is True, text
     # a threat with no word for home is about violence: the help reply must not ask about going home
     assert check.check("noen truer meg").category == "violence_now"

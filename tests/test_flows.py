@@ -406,6 +406,11 @@ def test_a_citation_slot_gives_the_reader_the_section_in_their_language(flows):
         keys = passage_keys_for(step, lang, languages.get)
         assert len(keys) == len(step.passages)
         assert keys[0].startswith(doc + "#") and keys[-1].startswith("kapittel-12-forklart#"), (lang, keys)
+    # staff routines: the English twin for an English reader, the bokmål routine for nynorsk
+    staff = flows["ansatt-melde"].steps["melde"]
+    languages.update({"rutiner-for-ansatte": "nb", "staff-routines-en": "en"})
+    assert passage_keys_for(staff, "en", languages.get)[0].startswith("staff-routines-en#")
+    assert passage_keys_for(staff, "nn", languages.get)[0].startswith("rutiner-for-ansatte#")
     # A language no alternative has falls back to the first one.
     assert passage_keys_for(step, "se", languages.get)[0].startswith("elevguide#")
     assert passage_alternatives("a#X | b#Y") == ["a#X", "b#Y"] and passage_alternatives("a#X") == ["a#X"]

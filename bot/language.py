@@ -46,8 +46,10 @@ def detect_language(text: str) -> str:
             scores[lang] += 1.0 / len(owners)
         only_nn += owners == ["nn"]
         only_nb += owners == ["nb"]
-    if re.search(r"[æøå]", sample):
-        scores["en"] = 0  # English questions rarely carry æ, ø or å
+    # English rarely carries æ, ø or å, except in a Norwegian name («a school in Tromsø», «we live in Bærum»):
+    # a capitalised word does not rule English out.
+    if any(re.search(r"[æøå]", word) and not word[:1].isupper() for word in _WORD.findall(text[:400])):
+        scores["en"] = 0
     best = max(scores, key=lambda lang: scores[lang])
     if scores[best] < 1 or (len(words) < 3 and scores[best] < 2):
         return ""

@@ -14,3 +14,16 @@ def test_the_word_lists_decide_the_language():
     # a message made only of nynorsk markers is nynorsk, one only of English markers English
     assert detect_language(" ".join(sorted(_markers()["nn"] - _markers()["nb"]))) == "nn"
     assert detect_language(" ".join(sorted(_markers()["en"] - _markers()["nb"] - _markers()["other"]))) == "en"
+
+
+def test_a_norwegian_place_name_does_not_make_english_another_language():
+    for text in ("I just started at a school in Tromsø. A boy in my class sits alone every break. "
+                 "is that something I need to do anything about?",
+                 "we live in Bærum and my son is being bullied at school, what can we do?",
+                 "my daughter's school in Ålesund says they are investigating"):
+        assert detect_language(text) == "en", text
+    for text, lang in (("datteren min blir mobbet på skolen i Tromsø", "nb"),
+                       ("sonen min blir mobba på skulen, kva kan vi gjere?", "nn"),
+                       ("hva gjør skolen når barnet mitt blir plaget", "nb"),
+                       ("må skolen lage en plan?", "nb")):
+        assert detect_language(text) == lang, text

@@ -71,7 +71,7 @@ def test_the_english_staff_documents_are_twins_of_the_norwegian_ones(norwegian, 
     nb, en = docs[norwegian], docs[english]
     assert (nb.language, en.language, nb.audience, en.audience) == ("nb", "en", "staff", "staff")
     assert len(nb.sections) == len(en.sections)
-    for a, b in zip(nb.sections, en.sections):
+    for a, b in zip(nb.sections, en.sections, strict=True):
         assert (a.short, a.when, a.refs) == (b.short, b.when, b.refs), b.headings
         assert len(b.questions) >= 5 and all(q not in a.questions for q in b.questions), b.headings
 

@@ -207,6 +207,13 @@ def test_english_staff_are_answered_from_the_english_staff_documents(answerer):
                      "my colleague shouted at a pupil and called him stupid. what should I do?"):
         lead = lead_doc(question, "staff", "en")
         assert lead.language == "en" and lead.audience == "staff", lead.section
+    # the parents' guides speak to a parent («your child»): staff are answered from their own documents
+    answer = answerer.ask("A boy in my class sits alone every break. is that something I need to do anything "
+                          "about?", role="new_teacher", lang="en")
+    cited = [p for c in answer.citations for p in answerer.index.passages if p.id == c.passage_id]
+    assert cited and not any(p.readers == ("parent",) for p in cited), [p.section for p in cited]
+    assert answerer.ask("my child is bullied, what must the school do?", role="parent",
+                        lang="en").citations  # parents keep them
     # the Norwegian reader keeps the Norwegian routine, and a parent never sees a staff document
     lead = lead_doc("jeg så at en elev ble dyttet i gangen, må jeg melde fra?", "staff", "nb")
     assert lead.language == "nb" and lead.audience == "staff", lead.section

@@ -69,6 +69,8 @@ def test_the_glossary_reaches_the_norwegian_terms_from_other_languages(message, 
     ("læreren min ler av meg når jeg svarer feil", {"§ 12-5"}),
     ("my teacher always yells at me in front of everyone", {"§ 12-5"}),
     ("vikaren kalte meg dum", {"§ 12-5"}),
+    ("the teacher rolls her eyes and says mean things when i ask", {"§ 12-5"}),
+    ("læraren himlar med auga når eg spør", {"§ 12-5"}), ("gymlæreren kommenterer kroppen min", {"§ 12-5"}),
     ("nauczyciel krzyczy na mojego syna", {"§ 12-5"}), ("nauczyciel nic nie robi", set()),
     ("المعلم يصرخ على ابني", {"§ 12-5"}),
     ("de ler av meg og læreren gjør ingenting", set()),  # the pupils laugh; the teacher is who should act

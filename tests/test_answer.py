@@ -221,6 +221,15 @@ def test_english_staff_are_answered_from_the_english_staff_documents(answerer):
                     "en").audience != "staff"
 
 
+def test_being_left_out_in_nynorsk_is_not_answered_with_trips_and_after_school_care(answerer):
+    # «utestengd» in one trip question made every nynorsk question about being left out look like one about trips
+    for question in ("sonen min blir halden utanfor kvar dag, kva må skulen gjere?",
+                     "ho blir utestengd frå venegjengen, har skulen plikt til å gjere noko?"):
+        answer = answerer.ask(question, role="parent", lang="nn")
+        shown = [answer.citations[0].section, *(s.title for s in answer.see_also)]
+        assert not any("SFO" in title for title in shown), shown
+
+
 def test_flow_passage_keys_resolve(answerer):
     assert answerer.resolve_passage_key("kapittel-12-forklart#§ 12-4")
     assert answerer.resolve_passage_key("kapittel-12-forklart#finnes ikke") == []

@@ -464,6 +464,11 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         # a teacher who will tell the parents: not a threat of harm
         "læreren truer med å ringe mamma",
         "the teacher threatens to call my mom",
+        # told an adult, and nothing happened or it got worse: the case itself, not a danger
+        "i told my teacher but nothing happened",
+        "I told an adult but they did nothing",
+        "eg sa det til læraren men ho gjorde ingenting",
+        "eg har sagt ifrå men det har berre blitt verre",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text
@@ -476,7 +481,10 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
                  "everyone would be happier if i just wasnt around anymore",
                  # lonely AND a wish to die: the wish decides
                  "nobody wants to be with me, i just want to disappear forever",
-                 "eg er aleine heile tida og vil ikkje leve"):
+                 "eg er aleine heile tida og vil ikkje leve",
+                 # …unless what was told is a danger
+                 "i told my teacher that my stepdad hits me but nothing happened",
+                 "a pupil in year 9 showed me fresh cuts on his arms after gym"):
         assert check.check(text).urgent is True, text
     # a threat with no word for home is about violence: the help reply must not ask about going home
     assert check.check("noen truer meg").category == "violence_now"

@@ -489,6 +489,9 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
     # a threat with no word for home is about violence: the help reply must not ask about going home
     assert check.check("noen truer meg").category == "violence_now"
     assert check.check("pappa truer meg").category == "home_violence"
+    # «hver dag» is not a word for home: pupils hitting the writer at break are no home violence
+    assert check.check("de slår meg i friminuttene nesten hver dag bak gymsalen").category != "home_violence"
+    assert check.check("han slår meg hver kveld når mamma er på jobb").category == "home_violence"
     report = evaluate_safety(check, load_safety_set(EVAL_SET))
     assert report["overall"]["recall"] >= 0.98, format_safety_report(report, show_misses=None)
     assert report["overall"]["false_alarm_rate"] <= 0.05, format_safety_report(report, show_misses=None)

@@ -469,6 +469,8 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "I told an adult but they did nothing",
         "eg sa det til læraren men ho gjorde ingenting",
         "eg har sagt ifrå men det har berre blitt verre",
+        # a bullied friend who asked the writer to keep quiet
+        "vennen min blir mobba og har sagt at jeg ikke skal si det til noen. må jeg si det til en voksen?",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text
@@ -484,7 +486,10 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
                  "eg er aleine heile tida og vil ikkje leve",
                  # …unless what was told is a danger
                  "i told my teacher that my stepdad hits me but nothing happened",
-                 "a pupil in year 9 showed me fresh cuts on his arms after gym"):
+                 "a pupil in year 9 showed me fresh cuts on his arms after gym",
+                 # the secret is an abuser's, or more than bullying is told
+                 "han tar på meg og sier at jeg ikke får si det til noen",
+                 "vennen min blir mobbet og stefaren hennes slår henne, hun sier jeg ikke får si det til noen"):
         assert check.check(text).urgent is True, text
     # a threat with no word for home is about violence: the help reply must not ask about going home
     assert check.check("noen truer meg").category == "violence_now"

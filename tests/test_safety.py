@@ -497,6 +497,10 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
     # «hver dag» is not a word for home: pupils hitting the writer at break are no home violence
     assert check.check("de slår meg i friminuttene nesten hver dag bak gymsalen").category != "home_violence"
     assert check.check("han slår meg hver kveld når mamma er på jobb").category == "home_violence"
+    # «du skal dø» said to a child is a threat, not the writer's wish to die
+    for text in ("en i klassen sa til meg at du skal dø", 'he told my son "you are going to die"'):
+        assert check.check(text).category == "violence_now", text
+    assert check.check("jeg skal dø").category == "suicide"
     report = evaluate_safety(check, load_safety_set(EVAL_SET))
     assert report["overall"]["recall"] >= 0.98, format_safety_report(report, show_misses=None)
     assert report["overall"]["false_alarm_rate"] <= 0.05, format_safety_report(report, show_misses=None)

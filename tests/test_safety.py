@@ -471,6 +471,8 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
         "eg har sagt ifrå men det har berre blitt verre",
         # a bullied friend who asked the writer to keep quiet
         "vennen min blir mobba og har sagt at jeg ikke skal si det til noen. må jeg si det til en voksen?",
+        # something that «forsvant» from the law is no missing child
+        "Forsvant kravet om systematisk skolemiljøarbeid?",
     )
     for text in harmless:
         assert check.check(text).urgent is False, text
@@ -489,6 +491,7 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
                  "a pupil in year 9 showed me fresh cuts on his arms after gym",
                  # the secret is an abuser's, or more than bullying is told
                  "han tar på meg og sier at jeg ikke får si det til noen",
+                 "sønnen min forsvant fra skolen i dag", "eleven forsvant fra turen",
                  "vennen min blir mobbet og stefaren hennes slår henne, hun sier jeg ikke får si det til noen"):
         assert check.check(text).urgent is True, text
     # a threat with no word for home is about violence: the help reply must not ask about going home

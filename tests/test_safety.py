@@ -491,8 +491,9 @@ def test_whole_evaluation_set_with_the_real_model(tmp_path):
                  "a pupil in year 9 showed me fresh cuts on his arms after gym",
                  # the secret is an abuser's, or more than bullying is told
                  "han tar på meg og sier at jeg ikke får si det til noen",
-                 "sønnen min forsvant fra skolen i dag", "eleven forsvant fra turen",
-                 "vennen min blir mobbet og stefaren hennes slår henne, hun sier jeg ikke får si det til noen"):
+                 "vennen min blir mobbet og stefaren hennes slår henne, hun sier jeg ikke får si det til noen",
+                 # a child or pupil who «forsvant»
+                 "sønnen min forsvant fra skolen i dag", "eleven forsvant fra turen"):
         assert check.check(text).urgent is True, text
     # a threat with no word for home is about violence: the help reply must not ask about going home
     assert check.check("noen truer meg").category == "violence_now"

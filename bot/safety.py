@@ -537,10 +537,10 @@ class SafetyCheck:
             return SafetyResult(False, None, writer, round(logit, 3))
         sims = self._vectors @ query_vec
         k = int(self._t["top_k"])
-        # With no pattern and no clear margin, the nearest exemplars must agree: a short statement far from
-        # everything ("my son is in a wheelchair") can fall just on the crisis side while its neighbours are harmless.
-        # Even a clear classifier decision yields to harmless neighbours that are clearly closer: "en elev fortalte
-        # at hun blir plaget på bussen" shares its opening with many crisis exemplars and lies next to a harmless one.
+        # With no pattern, the nearest exemplars must agree: below `sure_at`, harmless neighbours that are closer at
+        # all win (a short statement far from everything, "my son is in a wheelchair", can fall just on the crisis
+        # side); at or above it, only ones closer by `clearly_harmless` do ("en elev fortalte at hun blir plaget på
+        # bussen" shares its opening with many crisis exemplars and lies next to a harmless one).
         agree = int(self._t["neighbours"])
         if agree and not weak:
             crisis, harmless = sims[self._crisis_rows], sims[self._rows["harmless"]]

@@ -46,6 +46,7 @@ MAX_QUESTION_CHARS = 500  # longer questions are searched by their beginning: bo
 FOLLOW_UP_WEIGHT = 2.0  # a follow-up's vector counts twice its previous question's: it names what changed
 SENTENCES_PER_PASSAGE = 2
 NEW_SECTION_WITHIN = 5  # a follow-up's lead is the best hit among the first five not from the section just answered
+FOLLOW_RULE_WITHIN = 10  # …or the best among all ten that rests on a rule the follow-up's own words name
 # A cited passage must be about as close to the question as the best one; weaker ones add noise.
 CITATION_MARGIN = 0.04
 # Quotes sharing more than this share of their character n-grams (Jaccard) repeat each other.
@@ -524,6 +525,8 @@ class Answerer:
         if is_noise(query, self._chat_words):  # "asdfghjkl": not a question, nor a follow-up to the last one
             return Answer(question, False, self.catalog.get("chat.not_words", lang), [], None, role, kind="chat",
                           lang=lang, intent="not_words")
+        # A follow-up whose own words name a rule («og hvis det er læreren?» is § 12-5) asks about that rule now.
+        follow_rules = self.retriever.glossary.rules_named(query) if context else set()
         if context:
             context, _ = clean_question(context)
             follow_vec = query_vec if query_vec is not None else self.retriever.embed_query(query)
@@ -561,7 +564,7 @@ class Answerer:
             text = f"{self.catalog.get('answer.decline', lang)} {self.catalog.get(f'answer.where.{where}', lang)}"
             return Answer(question, False, text, [], None, role, kind="decline", lang=lang, where=where, hits=hits)
         answer = self._compose(question, query, role, lang, hits, truncated, vague=decision == "vague",
-                               answered_before=answered_before)
+                               answered_before=answered_before, follow_rules=follow_rules)
         answer.intent = facts.get("intent")
         return answer
 
@@ -623,7 +626,7 @@ class Answerer:
         return _first_that(hits[:STAFF_DOCUMENT_WITHIN], lambda h: h.passage.audience == "staff", hits)
 
     def _compose(self, question: str, query: str, role: str, lang: str, hits: list[Hit], truncated: bool,
-                 *, vague: bool, answered_before: str | None = None) -> Answer:
+                 *, vague: bool, answered_before: str | None = None, follow_rules: set[str] = frozenset()) -> Answer:
         hits_for_reader = self._in_language_first(self._staff_document_first(self._own_guide_first(hits, role), role),
                                                   lang)
         def answered(hit: Hit) -> bool:  # from the section the last answer led with
@@ -633,6 +636,16 @@ class Answerer:
             # the best hit of another section leads; the rest keep their order
             hits_for_reader = _first_that(hits_for_reader[:NEW_SECTION_WITHIN], lambda h: not answered(h),
                                           hits_for_reader)
+        if follow_rules:
+            # …and among them, the best that rests on the rule the follow-up names, from a guide written for the
+            # reader when there is one (a pupil asking «og hvis det er læreren?» gets the pupils' words)
+            def on_rule(h: Hit) -> bool:
+                return not answered(h) and bool(follow_rules & set(h.passage.refs))
+
+            among = hits_for_reader[:FOLLOW_RULE_WITHIN]
+            for_reader = [h for h in among if role in h.passage.readers]
+            hits_for_reader = self._in_language_first(
+                _first_that(for_reader if any(map(on_rule, for_reader)) else among, on_rule, hits_for_reader), lang)
         lead = hits_for_reader[0]
         record = self._section_of(lead)
         short = (record.short or {}).get(lang) if record else None

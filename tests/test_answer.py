@@ -421,6 +421,27 @@ def test_the_pupils_crisis_section_leads_only_when_asked_for(answerer, question,
     assert (in_crisis[0] if crisis else not any(in_crisis)), [h.passage.section for h in hits]
 
 
+@pytest.mark.parametrize(("role", "lang", "first", "follow", "heading"), [
+    ("parent", "nb", "Barnet mitt blir mobbet, hva må skolen gjøre?", "og hvis det er læreren?",
+     "Når en voksen på skolen krenker barnet"),
+    ("parent", "nb", "skolen sier de må undersøke saken først, hvor lang tid kan det ta?",
+     "og hvis det er læreren som plager?", "Når en voksen på skolen krenker barnet"),
+    ("pupil", "nb", "jeg blir plaget i friminuttene, hvem kan jeg si det til?", "og hvis det er læreren?",
+     "Hvis det er en voksen på skolen som plager deg"),
+    ("pupil", "en", "i get picked on at break, who can i tell?", "what if it's the teacher?",
+     "If an adult at school is hurting you"),
+    ("staff", "nb", "hva må jeg gjøre hvis jeg ser mobbing?", "og hvis det er en kollega?",
+     "Når en kollega krenker en elev"),
+])
+def test_a_follow_up_that_names_another_rule_leads_with_it_in_the_readers_guide(answerer, role, lang, first, follow,
+                                                                              heading):
+    # «og hvis det er læreren?» after any question is about § 12-5 now, in the words of the reader's own guide
+    before = answerer.ask(first, role=role, lang=lang)
+    answer = answerer.ask(follow, role=role, lang=lang, context=first, answered_before=before.section)
+    assert answer.section != before.section and heading in answer.section, answer.section
+    assert answer.answer.startswith(answer.short)
+
+
 def test_see_also_never_offers_the_same_topic_from_another_document(answerer):
     # The new teachers' guide and the staff routine both have a section on stepping in; a button for the second
     # after the first leads would only repeat it.

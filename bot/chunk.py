@@ -129,9 +129,11 @@ def chunk_document(doc: Document) -> list[Passage]:
         section_path = SECTION_SEP.join((doc.title,) + section.headings)
         # A passage stands for its section: the rules named anywhere in the section (or its answer block)
         # are the rules it rests on, even when this piece of it does not repeat the number.
-        heading_refs = find_refs(" ".join(section.headings)) + list(section.refs) + find_refs(section.text)
+        old = doc.pre_2017_numbers
+        heading_refs = (find_refs(" ".join(section.headings), pre_2017=old) + list(section.refs)
+                        + find_refs(section.text, pre_2017=old))
         for text in _pieces(section.text):
-            refs = tuple(dict.fromkeys(find_refs(text) + heading_refs))
+            refs = tuple(dict.fromkeys(find_refs(text, pre_2017=old) + heading_refs))
             digest = hashlib.sha1(f"{doc.id}\n{section_path}\n{text}".encode()).hexdigest()
             pid = f"{doc.id}#{digest[:10]}"
             while pid in seen_ids:  # identical text twice in one section: keep ids unique and stable

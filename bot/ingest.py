@@ -56,6 +56,9 @@ class Document:
     sections: list[Section] = field(default_factory=list)
     municipality: str | None = None  # local content: served only where KAP12_MUNICIPALITY names it
     readers: tuple[str, ...] = ()  # roles a document is written for (e.g. pupil); () = everyone its audience allows
+    # A small-letter "§ 9a-n" in it is the numbering before August 2017, not the 9 A-n most people mean by it
+    # (a text that tells the two apart: gammel-og-ny-lov.md).
+    pre_2017_numbers: bool = False
 
     @property
     def url(self) -> str | None:
@@ -179,7 +182,11 @@ def _validate_meta(path: Path, meta: dict, defaults: dict) -> dict:
     readers = merged.get("readers") or []
     if not isinstance(readers, list) or not all(r in ROLES for r in readers):
         raise DocumentError(path, f"'readers' must be a list of roles: {', '.join(ROLES)}")
+    pre_2017 = merged.get("pre_2017_numbers", False)
+    if not isinstance(pre_2017, bool):
+        raise DocumentError(path, "'pre_2017_numbers' must be true or false")
     return {
+        "pre_2017_numbers": pre_2017,
         "municipality": municipality.strip() if municipality else None,
         "readers": tuple(readers),
         "title": str(merged["title"]).strip(),

@@ -26,7 +26,8 @@ OLD_TO_NEW = {
     "15": "§ 12-10",
 }
 
-_NUM = r"\d{1,2}\s?[aA]?\s?-\s?\d{1,2}|\d{1,3}"
+# A bare number may carry a letter ("forvaltningsloven § 11 a" is its own rule, not § 11).
+_NUM = r"\d{1,2}\s?[aA]?\s?-\s?\d{1,2}|\d{1,3}(?:\s?[a-d](?![\w-]))?"
 _LAW = r"(?P<law>\b[a-zæøå]+(?:loven|lova|lovens|lovas)\b|\bfvl\.)"
 _REF = re.compile(
     rf"(?:{_LAW}\s*)?(?:§§?|\bparagraf(?:ene|en|ane|ar|er)?\b)\s*"
@@ -40,9 +41,14 @@ _RANGE = re.compile(r"^(\d{1,2})-(\d{1,2})\s*[–—]\s*(\d{1,2})-(\d{1,2})$")
 _LAW_NAMES = {"fvl.": "forvaltningsloven"}
 
 
-def _normalise_number(raw: str) -> tuple[str, str | None]:
-    """Return (canonical number, old 9 A number or None) for one raw number like '9a-4' or '12 -4'."""
+def _normalise_number(raw: str, pre_2017: bool = False) -> tuple[str, str | None]:
+    """Return (canonical number, old 9 A number or None) for one raw number like '9a-4', '12 -4' or '11 a'."""
     compact = re.sub(r"\s+", "", raw)
+    letter = re.fullmatch(r"(\d{1,3})([a-d])", compact)
+    if letter:
+        return f"{letter.group(1)} {letter.group(2)}", None
+    if pre_2017 and re.fullmatch(r"9a-\d{1,2}", compact):
+        return compact, None  # the numbering before August 2017: not the same rules as 9 A-n
     old = re.fullmatch(r"9[aA]-(\d{1,2})", compact)
     if old:
         return f"9 A-{old.group(1)}", old.group(1)
@@ -64,8 +70,13 @@ def _expand(nums: str) -> list[str]:
     return out
 
 
-def find_refs(text: str) -> list[str]:
-    """All legal references in `text`, normalised, in order of first appearance, without duplicates."""
+def find_refs(text: str, *, pre_2017: bool = False) -> list[str]:
+    """All legal references in `text`, normalised, in order of first appearance, without duplicates.
+
+    Args:
+        pre_2017: a small-letter "9a-n" is the numbering used before August 2017 (kept as "§ 9a-n", not mapped),
+            as in a text that tells the two apart. By default it is read as the informal "9 A-n" most people mean.
+    """
     found: list[str] = []
 
     def add(ref: str) -> None:
@@ -78,7 +89,7 @@ def find_refs(text: str) -> list[str]:
         if law in ("opplæringslova", "opplæringsloven", "opplæringslovas", "opplæringslovens"):
             law = ""
         for raw in _expand(match.group("nums")):
-            number, old = _normalise_number(raw)
+            number, old = _normalise_number(raw, pre_2017)
             if law:
                 add(f"{law} § {number}")
                 continue
@@ -88,6 +99,9 @@ def find_refs(text: str) -> list[str]:
             if old and old in OLD_TO_NEW:
                 add(OLD_TO_NEW[old])
     for match in _BARE_OLD.finditer(text):
+        if pre_2017 and "a" in match.group(0):
+            add(f"§ 9a-{match.group(1)}")
+            continue
         add(f"§ 9 A-{match.group(1)}")
         if match.group(1) in OLD_TO_NEW:
             add(OLD_TO_NEW[match.group(1)])

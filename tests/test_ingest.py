@@ -136,6 +136,7 @@ def test_blank_line_inside_a_sentence_is_joined():
         (META.replace("updated: 2025-01-02", "updated: i går"), "'updated' must be a date"),
         (META.replace("title: Testdokument\n", ""), "missing 'title'"),
         ("title: [unclosed\n", "not valid YAML"),
+        (META + "pre_2017_numbers: kanskje\n", "'pre_2017_numbers' must be true or false"),
     ],
 )
 def test_bad_front_matter_names_file_and_problem(tmp_path, meta, problem):

@@ -48,3 +48,18 @@ def test_no_false_references(text):
 
 def test_duplicates_removed_in_order():
     assert find_refs("§ 12-5, så § 12-4 og igjen § 12-5") == ["§ 12-5", "§ 12-4"]
+
+
+def test_a_lettered_rule_keeps_its_letter():
+    # forvaltningsloven § 11 a (no undue delay) is another rule than § 11
+    assert find_refs("Etter forvaltningsloven § 11 a skal saken") == ["forvaltningsloven § 11 a"]
+    assert find_refs("forvaltningsloven §§ 11 a og 13") == ["forvaltningsloven § 11 a", "forvaltningsloven § 13"]
+    assert find_refs("§ 13 a uten lov") == []
+
+
+def test_the_numbering_before_2017_is_kept_apart_where_a_text_says_so():
+    # «§ 9a-7» before August 2017 was the penalty rule, not 9 A-7 (the physical environment, now § 12-7)
+    assert find_refs("etter den eldre § 9a-7 var strafferammen", pre_2017=True) == ["§ 9a-7"]
+    assert find_refs("gamle 9a-3 og § 9 A-4", pre_2017=True) == ["§ 9 A-4", "§ 12-4", "§ 9a-3"]
+    # elsewhere «9a-4» is the informal 9 A-4 most people mean
+    assert find_refs("planen viser til 9a-4") == ["§ 9 A-4", "§ 12-4"]

@@ -89,6 +89,7 @@ class Answer:
     urgent: bool = False
     help: list[dict] = field(default_factory=list)  # help numbers shown: [{"number", "name"}]
     category: str | None = None  # urgent: the kind of danger
+    writer: str | None = None  # urgent: who the message reads as written by (pupil, parent or staff)
     # The ranked passages the answer (or refusal) was decided on; for evaluation, not part of the JSON.
     hits: list[Hit] = field(default_factory=list, repr=False, compare=False)
     # The hit the answer leads with, after the reader's own guide and language were put first; for evaluation.
@@ -543,7 +544,7 @@ class Answerer:
                 reply = (self.safety.general_help(result.writer, lang, self.catalog) if phrase == "help"
                          else self.safety.reply(result, lang, self.catalog))
                 return Answer(question, True, reply.text, [], None, role, kind="urgent", lang=lang,
-                              urgent=True, help=list(reply.help), category=result.category)
+                              urgent=True, help=list(reply.help), category=result.category, writer=result.writer)
         if writer_role is None and role == "parent" and self.safety is not None \
                 and self.safety.writer(query, "parent") == "pupil":
             # No role chosen, and a pupil wrote this ("jeg er 13 og …"): answer from the pupils' guides, which

@@ -68,6 +68,9 @@ class Questions:
     def __init__(self, core):
         self.core = core
         self._recent: OrderedDict[str, _Topic] = OrderedDict()
+        # Who the last urgent message read as written by, for the "what must the school do?" button after it
+        # (only the role, in memory, for as long as a follow-up is remembered; never the message).
+        self._writers: OrderedDict[str, tuple[str, float]] = OrderedDict()
         knowledge = getattr(core.settings, "knowledge_dir", None)
         self.distress = Distress.load(Path(knowledge)) if knowledge else Distress([], 0)
 
@@ -87,6 +90,11 @@ class Questions:
 
     def forget_user(self, user_id: str) -> None:
         self._recent.pop(user_id, None)
+        self._writers.pop(user_id, None)
+
+    def _writer_after_help(self, user_id: str) -> str | None:
+        writer, at = self._writers.get(user_id, (None, 0.0))
+        return writer if writer and time.monotonic() - at <= RECENT_SECONDS else None
 
     # -- the reply to a typed message ---------------------------------------------------------------------
     def answer(self, state, text: str, *, check_safety: bool = True) -> list[Reply]:
@@ -189,6 +197,11 @@ class Questions:
         """Help numbers first; then the offer to go on to what the school must do."""
         core, lang = self.core, answer.lang
         core.store.record_urgent()
+        if answer.writer:
+            self._writers[state.user_id] = (answer.writer, time.monotonic())
+            self._writers.move_to_end(state.user_id)
+            while len(self._writers) > RECENT_USERS:
+                self._writers.popitem(last=False)
         rows = [[Button(core.catalog.get("safety.button.go_on", lang), "x|go")]]
         rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
         return [Reply(answer.answer, [], rows, kind="urgent", help=list(answer.help), lang=lang)]
@@ -264,12 +277,14 @@ class Questions:
         if args == ["go"]:
             from bot.commands import PRIMARY_FLOW
 
-            # What the school must do, step by step: the walkthrough for the user's role (the message itself
-            # is not kept, so it cannot be re-read).
-            offered = self.core.walk.offered(state, PRIMARY_FLOW.get(state.role or "parent"))
-            if state.role is None or not offered:
+            # What the school must do, step by step: the walkthrough for the user's role, or, before one is
+            # chosen, for whom the message read as written by (the message itself is not kept, so it cannot be
+            # re-read). Asking for the role first would leave a frightened child at a menu.
+            role = state.role or self._writer_after_help(state.user_id)
+            flow = self.core.walk.flows.get(PRIMARY_FLOW.get(role or "", ""))
+            if flow is None or not self.core.walk.allowed(flow, state):
                 return self.core.commands.run(state, "meld", "")
-            return self.core.walk.start(state, offered[0])
+            return self.core.walk.start(state, flow)
         return None
 
     def danger_help(self, state) -> list[Reply]:

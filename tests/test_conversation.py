@@ -296,6 +296,19 @@ def test_danger_gets_help_numbers_first_then_the_offer_to_go_on(dialog):
     assert b"leve mer" not in stored  # the message itself is never stored
 
 
+def test_after_help_numbers_without_a_role_the_go_on_button_opens_the_writers_walkthrough(dialog):
+    # A frightened child who chose no role is not sent to a role menu: the pupils' walkthrough opens.
+    reply = one(dialog.handle_text(USER, "de står utenfor skolen og venter på meg nå og sier de skal ta meg"))
+    assert reply.kind == "urgent" and "x|go" in data(reply)
+    nxt = dialog.handle_button(USER, "x|go")
+    assert nxt[0].kind == "flow_step" and dialog.store.get_user(USER).flow_id == "elev-utrygg"
+    assert dialog.store.get_user(USER).role is None  # the role is not chosen for the user
+    # a parent's message opens the parents' walkthrough
+    dialog.handle_text("u2", "min datter på 12 sier at stefaren slår henne")
+    assert dialog.handle_button("u2", "x|go")[0].kind == "flow_step"
+    assert dialog.store.get_user("u2").flow_id == "forelder-utrygg"
+
+
 QUESTIONS = {
     "nb": ["har jeg rett til å se aktivitetsplanen?", "skolen sier de ikke kan gjøre noe fordi det skjedde på fritida",
            "hvor lang tid har skolen på å lage en plan?", "kan skolen flytte barnet mitt i stedet for den som mobber?"],

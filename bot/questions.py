@@ -28,7 +28,7 @@ RECENT_SECONDS = 10 * 60  # how long the last question is remembered for a follo
 FOLLOW_UP_CHARS = 150  # a follow-up is short; a long message is a question of its own (and one embedding)
 RECENT_USERS = 4096  # memory bound: the oldest topics are dropped first
 ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}
-LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb"}
+LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb", "nynorsk_please": "nn"}
 EXPLAIN_AGAIN = ("simpler", "not_understood")
 CONTEXT_INTENTS = ("help", "remember_case")  # chat intents whose nearest phrases are questions a case may ask too
 

@@ -81,11 +81,21 @@ def test_decline_in_chosen_language(answerer):
 @pytest.mark.parametrize(
     "text, intent",
     [("hei", "greeting"), ("takk", "thanks"), ("meny", "navigation_menu"), ("husker du saken min?", "remember_case"),
-     ("kan du svare på engelsk?", "english_please"), ("jeg er lærer", "i_am_staff")],
+     ("kan du svare på engelsk?", "english_please"), ("jeg er lærer", "i_am_staff"),
+     ("kan du svare på nynorsk?", "nynorsk_please"), ("svar på nynorsk", "nynorsk_please"),
+     ("kan du svare på norsk?", "norwegian_please"), ("jeg skjønner ikke", "not_understood"), ("ha det", "bye")],
 )
 def test_chat_and_navigation_are_recognised(answerer, text, intent):
     answer = answerer.ask(text, check_safety=False)
     assert answer.kind == "chat" and answer.intent == intent and not answer.answered
+
+
+@pytest.mark.parametrize("text", ["men alle gjør det", "jeg tør ikke", "kva gjer eg no?", "men jeg lovet henne det",
+                                  "kan jeg snakke med helsesøster?"])
+def test_a_message_only_loosely_like_a_goodbye_or_a_question_about_the_bot_is_read_as_about_the_case(answerer, text):
+    # nearest «det var alt» or «snakkar eg med eit menneske no?», but a child telling something gets no goodbye
+    answer = answerer.ask(text, role="pupil", check_safety=False)
+    assert answer.intent not in ("bye", "who_are_you", "not_understood", "simpler", "followup_meaning"), answer.intent
 
 
 def test_ordinary_chat_never_sets_off_the_safety_layer(answerer):

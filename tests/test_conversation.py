@@ -61,6 +61,11 @@ def test_i_am_a_pupil_sets_the_role_and_english_please_switches_language(dialog)
     assert dialog.language(USER) == "en"
 
 
+def test_asking_for_nynorsk_switches_to_nynorsk(dialog):
+    reply = one(dialog.handle_text(USER, "kan du svare på nynorsk?"))
+    assert dialog.language(USER) == "nn" and reply.text.startswith(dialog.catalog.get("chat.language_set", "nn"))
+
+
 def test_a_follow_up_is_read_with_the_previous_question(dialog):
     dialog.handle_button(USER, "r|parent")
     first = one(dialog.handle_text(USER, "Hva må skolen gjøre når barnet mitt blir mobbet av andre elever?"))

@@ -512,6 +512,16 @@ class Answerer:
             decision = "vague"
         return decision, facts
 
+    def nearer_a_section_than_off_topic(self, text: str) -> bool:
+        """Whether the message's closest section question is closer than its closest off-topic example: a short
+        question declined on its own («hvor lang tid har skolen på seg?») may then be about the case just asked;
+        «når er vinterferien?» is not."""
+        query, _ = clean_question(text)
+        if not query or not len(self._off):
+            return bool(query)
+        query_vec = self.retriever.embed_query(query)
+        return self.retriever.closest_question(query_vec) > float((self._off @ query_vec).max())
+
     def _nearest_chat(self, query_vec: np.ndarray) -> str:
         if not len(self._chat_ids):
             return "greeting"

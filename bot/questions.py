@@ -119,7 +119,11 @@ class Questions:
             # phrase ("hjelp", "husker du saken min?") surely means the bot.
             asks_on = (answer.kind == "chat" and answer.intent in CONTEXT_INTENTS
                        and core.answerer.known_phrase(text) is None)
-            if (answer.kind == "vague" or asks_on) and recent and len(text) <= FOLLOW_UP_CHARS:
+            # A short question declined on its own («hvor lang tid har skolen på seg?») is about the case just asked
+            # when it lies nearer a section's questions than any off-topic one.
+            declined_near = (answer.kind == "decline" and recent is not None
+                             and core.answerer.nearer_a_section_than_off_topic(text))
+            if (answer.kind == "vague" or asks_on or declined_near) and recent and len(text) <= FOLLOW_UP_CHARS:
                 # A short follow-up ("og hvis det er læreren?") is read together with the previous question.
                 combined = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                              writer_role=state.role, check_safety=False, context=recent.question,

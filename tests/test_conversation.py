@@ -61,6 +61,15 @@ def test_i_am_a_pupil_sets_the_role_and_english_please_switches_language(dialog)
     assert dialog.language(USER) == "en"
 
 
+def test_a_short_question_declined_on_its_own_is_read_with_the_case_just_asked(dialog):
+    dialog.handle_button(USER, "r|parent")
+    assert one(dialog.handle_text(USER, "Barnet mitt blir mobbet, hva må skolen gjøre?")).kind == "answer"
+    follow = one(dialog.handle_text(USER, "Hvor lang tid har skolen på seg?"))
+    assert follow.kind in ("answer", "vague") and follow.citations
+    # an off-topic question stays declined, case or no case
+    assert one(dialog.handle_text(USER, "Når er vinterferien?")).kind == "decline"
+
+
 def test_asking_for_nynorsk_switches_to_nynorsk(dialog):
     reply = one(dialog.handle_text(USER, "kan du svare på nynorsk?"))
     assert dialog.language(USER) == "nn" and reply.text.startswith(dialog.catalog.get("chat.language_set", "nn"))

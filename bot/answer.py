@@ -42,7 +42,8 @@ def load_safety(settings, embedder, knowledge_dir: Path | None = None):
 
     return SafetyCheck.load(knowledge_dir, embedder, cache_dir=settings.index_dir / "cache")
 
-MAX_QUESTION_CHARS = 500  # longer questions are searched by their beginning: bounded work per message
+MAX_QUESTION_CHARS = 500  # longer questions are searched by their beginning and end: bounded work per message
+QUESTION_TAIL_CHARS = 200  # …of which the end, where the question usually is
 FOLLOW_UP_WEIGHT = 2.0  # a follow-up's vector counts twice its previous question's: it names what changed
 SENTENCES_PER_PASSAGE = 2
 NEW_SECTION_WITHIN = 5  # a follow-up's lead is the best hit among the first five not from the section just answered
@@ -172,7 +173,10 @@ def clean_question(text: str) -> tuple[str, bool]:
     text = _MARKUP.sub(" ", _TAG.sub(" ", text))
     text = _REPEATS.sub(r"\1\1\1", " ".join(text.split()))  # "&&&&…" or 😭🙏😭🙏… costs what "&&&" costs
     if len(text) > MAX_QUESTION_CHARS:
-        return text[:MAX_QUESTION_CHARS].rsplit(" ", 1)[0], True
+        # People tell the story first and ask last: search with the beginning and the end.
+        head = text[:MAX_QUESTION_CHARS - QUESTION_TAIL_CHARS].rsplit(" ", 1)[0]
+        tail = text[-QUESTION_TAIL_CHARS:].split(" ", 1)[-1]
+        return f"{head} … {tail}", True
     return text, False
 
 

@@ -180,11 +180,17 @@ def test_empty_questions(answerer, question):
     assert not answer.answered and "Skriv et spørsmål" in answer.answer
 
 
-def test_very_long_question_is_searched_by_its_beginning(answerer):
+def test_very_long_question_is_searched_by_its_beginning_and_end(answerer):
     answer = answerer.ask("Hva er aktivitetsplikten? " + " ".join(f"ord{i}" for i in range(5000)))
     assert len(answer.question) > 20_000
     assert "svært langt" in answer.answer or not answer.answered
     assert len(clean_question("x " * 5000)[0]) <= 500  # bounded work: the search reads at most 500 characters
+    # the question people put last is read
+    story = "Vi har hatt mange møter med skolen om mobbingen av sønnen vår. " * 25
+    searched, cut = clean_question(story + "Kan vi melde saken til Statsforvalteren?")
+    assert cut and searched.startswith("Vi har hatt") and searched.endswith("Kan vi melde saken til Statsforvalteren?")
+    long_ask = answerer.ask(story + "Kan vi melde saken til Statsforvalteren selv?", role="parent", check_safety=False)
+    assert "Statsforval" in long_ask.section, long_ask.section  # the beginning alone leads with being heard
 
 
 def test_markup_and_control_characters(answerer):

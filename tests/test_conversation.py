@@ -160,6 +160,12 @@ def test_a_pupil_who_has_not_chosen_a_role_is_answered_as_a_pupil(dialog):
     assert one(dialog.handle_button(USER, "f|elev-utrygg")).kind == "flow_step"
     parent = one(dialog.handle_text("a-parent", "min sønn blir plaget av en gutt i klassen, hva gjør jeg?"))
     assert "barnet" in parent.text.split("\n\n")[0]  # a parent's message is still answered for a parent
+    # no age given: being the one hurt says a pupil is writing
+    for user, text in (("p2", "hjelp noen mobber meg hva gjør jeg????"), ("p3", "dei plagar meg kvar dag"),
+                       ("p4", "people keep making fun of me at school, what can i do")):
+        reply = one(dialog.handle_text(user, text))
+        assert reply.citations and reply.citations[0].passage_id.split("#")[0] in (
+            "elevguide", "elevguide-nynorsk", "pupil-guide-en"), (text, reply.citations[0].passage_id)
 
 
 def test_a_vague_question_without_context_is_never_refused(dialog):

@@ -665,8 +665,8 @@ class Answerer:
 
         if answered_before:
             # the best hit of another section leads; the rest keep their order
-            hits_for_reader = _first_that(hits_for_reader[:NEW_SECTION_WITHIN], lambda h: not answered(h),
-                                          hits_for_reader)
+            hits_for_reader = self._in_language_first(
+                _first_that(hits_for_reader[:NEW_SECTION_WITHIN], lambda h: not answered(h), hits_for_reader), lang)
         if follow_rules:
             # …and among them, the best that rests on the rule the follow-up names, from a guide written for the
             # reader when there is one (a pupil asking «og hvis det er læreren?» gets the pupils' words)

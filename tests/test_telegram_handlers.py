@@ -775,10 +775,15 @@ async def test_d6_a_locked_state_file_answers_within_a_bounded_time(settings, tm
     assert sqlite3.connect(path).execute("SELECT role FROM users").fetchall() == [("parent",)]
 
 
-async def _serve_briefly(app, seconds: float = 0.3):
+async def _serve_briefly(app, seconds: float = 0.3, until=None):
+    """Serve for `seconds`, or, with `until`, until it holds (at most 10 s: a busy machine may be slow to start)."""
     stop = asyncio.Event()
     task = asyncio.create_task(serve(app, stop))
     await asyncio.sleep(seconds)
+    for _ in range(500 if until is not None else 0):
+        if until():
+            break
+        await asyncio.sleep(0.02)
     stop.set()
     await asyncio.wait_for(task, 5)
 
@@ -790,7 +795,7 @@ async def test_d5_start_up_retries_and_the_command_menu_is_optional(settings, tm
     request.fail("deleteWebhook", 500)
     app = build_application(settings, make_dialog(settings, tmp_path), request=request)
     with caplog.at_level(logging.WARNING):
-        await _serve_briefly(app)
+        await _serve_briefly(app, until=lambda: request.named("getUpdates"))
     assert len(request.named("getMe")) == 3
     assert request.named("getUpdates")  # it polled
     assert "command menu could not be set" in caplog.text

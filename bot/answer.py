@@ -183,7 +183,8 @@ def clean_question(text: str) -> tuple[str, bool]:
 # A sentence that qualifies the one before it: it stays with it in every quote.
 _CAVEAT = re.compile(r"ikke bekreftet|ikkje stadfest|må sjekkes|sjekk det|not confirmed|check with|uncertain", re.I)
 # Sentences that lean on the one before them; a quote must not start with one.
-_LEANING = re.compile(r"^(den|det|dette|denne|disse|de|dei|han|hun|ho|slike|da|så|it|this|these|they|that)\b", re.I)
+_LEANING = re.compile(r"^(den|det|dette|denne|disse|de|dei|han|hun|ho|slike|da|så|i tillegg|også|òg|dessuten|men|"
+                      r"derfor|difor|likevel|it|this|these|they|that|in addition|also|but|however|therefore)\b", re.I)
 
 
 def quotable_units(text: str) -> list[str]:

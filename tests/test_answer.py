@@ -283,6 +283,11 @@ def test_a_quoted_old_rule_keeps_the_sentence_that_says_it_is_unconfirmed():
     picked = pick_sentences(passage, "må saken være tatt opp med rektor, og må det gå én uke etter gamle loven")
     assert any("én uke" in s for s in picked)
     assert any("ikke bekreftet" in s for s in picked)
+    # «I tillegg kommer …» read alone says nothing: a quote never starts with it
+    from dataclasses import replace
+    added = replace(passage, text="Skolen har fem plikter. Den skal følge med og gripe inn. I tillegg kommer plikten "
+                                  "til å lage en skriftlig plan. Planen skal vise tiltakene.")
+    assert not pick_sentences(added, "plikten til å lage en skriftlig plan")[0].startswith("I tillegg")
 
 
 @pytest.mark.parametrize(

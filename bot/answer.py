@@ -181,7 +181,9 @@ def clean_question(text: str) -> tuple[str, bool]:
 
 
 # A sentence that qualifies the one before it: it stays with it in every quote.
-_CAVEAT = re.compile(r"ikke bekreftet|ikkje stadfest|må sjekkes|sjekk det|not confirmed|check with|uncertain", re.I)
+_CAVEAT = re.compile(r"ikke bekreftet|ikkje stadfest|ikke avklart|ikkje avklart|må sjekkes|sjekk det|not confirmed|"
+                     r"not settled|check with|uncertain", re.I)
+PLAIN_READERS = ("parent", "pupil")  # readers whose second quote is never a point our sources leave open
 # Sentences that lean on the one before them; a quote must not start with one.
 _LEANING = re.compile(r"^(den|det|dette|denne|disse|de|dei|han|hun|ho|slike|da|så|i tillegg|også|òg|dessuten|men|"
                       r"derfor|difor|likevel|it|this|these|they|that|in addition|also|but|however|therefore)\b", re.I)
@@ -702,6 +704,8 @@ class Answerer:
             sentences = pick_sentences(hit.passage, expanded, min(take, budget))
             if not sentences:
                 continue
+            if hit is not lead and role in PLAIN_READERS and any(_CAVEAT.search(x) for x in sentences):
+                continue  # a parent or pupil gets the practical step; what our sources leave open is for staff
             grams = set(char_ngrams(" ".join(sentences)))
             if any(len(grams & seen) / max(len(grams | seen), 1) > REPEAT_OVERLAP for seen in said):
                 continue  # the parents' guide and the law guide often say the same thing; quote it once

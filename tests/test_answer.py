@@ -463,6 +463,21 @@ def test_a_follow_up_that_names_another_rule_leads_with_it_in_the_readers_guide(
     assert answer.answer.startswith(answer.short)
 
 
+def test_a_parent_or_pupil_is_not_quoted_what_our_sources_leave_open_beside_the_answer(answerer):
+    # «… er ikke bekreftet, men sannsynlig» is for staff; a parent gets the practical step (the short answer)
+    import re
+
+    from bot.answer import _CAVEAT
+
+    def second_quotes(answer):
+        return [p for p in answer.answer.split("\n\n") if re.search(r"\[\d\]$", p)][1:]
+
+    question = "gjelder reglene på vei hjem fra skolen?"
+    for role in ("parent", "pupil"):
+        assert not any(_CAVEAT.search(q) for q in second_quotes(answerer.ask(question, role=role))), role
+    assert any(_CAVEAT.search(q) for q in second_quotes(answerer.ask(question, role="staff")))
+
+
 def test_see_also_never_offers_the_same_topic_from_another_document(answerer):
     # The new teachers' guide and the staff routine both have a section on stepping in; a button for the second
     # after the first leads would only repeat it.

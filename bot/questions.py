@@ -37,7 +37,29 @@ CONTEXT_INTENTS = ("help", "remember_case")  # chat intents whose nearest phrase
 class _Topic:
     question: str
     section: str | None
-    at: float
+
+
+class _ShortMemory:
+    """Per user, one value kept in memory (never on disk) for RECENT_SECONDS, at most RECENT_USERS users."""
+
+    def __init__(self):
+        self._items: OrderedDict[str, tuple[object, float]] = OrderedDict()
+
+    def put(self, user_id: str, value) -> None:
+        self._items[user_id] = (value, time.monotonic())
+        self._items.move_to_end(user_id)
+        while len(self._items) > RECENT_USERS:
+            self._items.popitem(last=False)
+
+    def get(self, user_id: str):
+        value, at = self._items.get(user_id, (None, 0.0))
+        if value is not None and time.monotonic() - at > RECENT_SECONDS:
+            self._items.pop(user_id, None)
+            return None
+        return value
+
+    def forget(self, user_id: str) -> None:
+        self._items.pop(user_id, None)
 
 
 class Distress:
@@ -67,34 +89,23 @@ class Questions:
 
     def __init__(self, core):
         self.core = core
-        self._recent: OrderedDict[str, _Topic] = OrderedDict()
+        self._recent = _ShortMemory()  # the last question and the section it led with, for a follow-up
         # Who the last urgent message read as written by, for the "what must the school do?" button after it
-        # (only the role, in memory, for as long as a follow-up is remembered; never the message).
-        self._writers: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        # (only the role, never the message).
+        self._writers = _ShortMemory()
         knowledge = getattr(core.settings, "knowledge_dir", None)
         self.distress = Distress.load(Path(knowledge)) if knowledge else Distress([], 0)
 
     # -- memory of the last question (never stored) ------------------------------------------------------
     def _remember(self, user_id: str, question: str, section: str | None) -> None:
-        self._recent[user_id] = _Topic(question, section, time.monotonic())
-        self._recent.move_to_end(user_id)
-        while len(self._recent) > RECENT_USERS:
-            self._recent.popitem(last=False)
+        self._recent.put(user_id, _Topic(question, section))
 
     def _recall(self, user_id: str) -> _Topic | None:
-        topic = self._recent.get(user_id)
-        if topic is None or time.monotonic() - topic.at > RECENT_SECONDS:
-            self._recent.pop(user_id, None)
-            return None
-        return topic
+        return self._recent.get(user_id)
 
     def forget_user(self, user_id: str) -> None:
-        self._recent.pop(user_id, None)
-        self._writers.pop(user_id, None)
-
-    def _writer_after_help(self, user_id: str) -> str | None:
-        writer, at = self._writers.get(user_id, (None, 0.0))
-        return writer if writer and time.monotonic() - at <= RECENT_SECONDS else None
+        self._recent.forget(user_id)
+        self._writers.forget(user_id)
 
     # -- the reply to a typed message ---------------------------------------------------------------------
     def answer(self, state, text: str, *, check_safety: bool = True) -> list[Reply]:
@@ -202,10 +213,7 @@ class Questions:
         core, lang = self.core, answer.lang
         core.store.record_urgent()
         if answer.writer:
-            self._writers[state.user_id] = (answer.writer, time.monotonic())
-            self._writers.move_to_end(state.user_id)
-            while len(self._writers) > RECENT_USERS:
-                self._writers.popitem(last=False)
+            self._writers.put(state.user_id, answer.writer)
         rows = [[Button(core.catalog.get("safety.button.go_on", lang), "x|go")]]
         rows.append([core.walk.resume_button(state) or core.menu_button(lang)])
         return [Reply(answer.answer, [], rows, kind="urgent", help=list(answer.help), lang=lang)]
@@ -284,7 +292,7 @@ class Questions:
             # What the school must do, step by step: the walkthrough for the user's role, or, before one is
             # chosen, for whom the message read as written by (the message itself is not kept, so it cannot be
             # re-read). Asking for the role first would leave a frightened child at a menu.
-            role = state.role or self._writer_after_help(state.user_id)
+            role = state.role or self._writers.get(state.user_id)
             flow = self.core.walk.flows.get(PRIMARY_FLOW.get(role or "", ""))
             if flow is None or not self.core.walk.allowed(flow, state):
                 return self.core.commands.run(state, "meld", "")

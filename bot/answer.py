@@ -26,6 +26,7 @@ from bot.noise import is_noise
 from bot.ranking import load_model, ranking_path
 from bot.replies import Citation
 from bot.retrieve import AUDIENCES_FOR_ROLE, Hit, Retriever
+from bot.roles import PUBLIC_ROLE, ROLE_INTENTS
 
 
 def load_safety(settings, embedder, knowledge_dir: Path | None = None):
@@ -72,6 +73,9 @@ NORWEGIAN_CHOICES = ("nynorsk_please", "norwegian_please")  # chat intents askin
 # rewordings «jeg skjønner ikke», «tusen takk for hjelpen» at 0.95–0.98).
 NEEDS_CLOSE_PHRASE = ("bye", "who_are_you", "not_understood", "simpler", "followup_meaning")
 CLOSE_PHRASE_AT = 0.94
+ROLE_STATEMENT_WORDS = 12  # «Hei, jeg er mamma til en gutt på 5. trinn.» states a role; a longer opening tells a story
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÆØÅ])|\s*\n+\s*")  # «5. trinn» does not end a sentence
+_CLAUSE_END = re.compile(r"(?<=[,:;])\s+")
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _TAG = re.compile(r"<[^>]{0,200}>")
@@ -465,6 +469,21 @@ class Answerer:
         """
         margin = self.scope_margin if self.retriever.glossary.matches(query) else self.scope_margin_unfamiliar
         return best >= self.threshold and best - self.scope.closeness(query_vec) >= margin
+
+    def role_stated(self, text: str) -> str | None:
+        """The role a message opens by stating before it asks («Jeg er ny lærer. Hva må jeg vite …?»), else None.
+
+        The opening sentence (or clause) alone must read as a role statement, and a question must follow it.
+        """
+        text = text.strip()
+        for pattern in (_SENTENCE_END, _CLAUSE_END):
+            parts = pattern.split(text, maxsplit=1)
+            if len(parts) != 2 or len(parts[0].split()) > ROLE_STATEMENT_WORDS or len(parts[1].split()) < 3:
+                continue
+            said = self.ask(parts[0], PUBLIC_ROLE, "nb", writer_role=None, check_safety=False)
+            if said.kind == "chat" and said.intent in ROLE_INTENTS:
+                return ROLE_INTENTS[said.intent]
+        return None
 
     def known_phrase(self, text: str) -> str | None:
         """The intent of a listed everyday phrase ("takk", "hjelp", "husker du saken min?"), else None."""

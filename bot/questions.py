@@ -20,6 +20,7 @@ from bot.errors import DocumentError
 
 from bot.language import detect_language
 from bot.replies import Button, Reply
+from bot.roles import ROLE_INTENTS, STAFF_ROLES
 from bot.walkthrough import pick
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 RECENT_SECONDS = 10 * 60  # how long the last question is remembered for a follow-up
 FOLLOW_UP_CHARS = 150  # a follow-up is short; a long message is a question of its own (and one embedding)
 RECENT_USERS = 4096  # memory bound: the oldest topics are dropped first
-ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}
 LANGUAGE_INTENTS = {"english_please": "en", "norwegian_please": "nb", "nynorsk_please": "nn"}
 EXPLAIN_AGAIN = ("simpler", "not_understood")
 CONTEXT_INTENTS = ("help", "remember_case")  # chat intents whose nearest phrases are questions a case may ask too
@@ -120,7 +120,13 @@ class Questions:
         elif written_in == "other":
             lang = "en"
             lead_notes.append(core.catalog.get("answer.other_language", "en"))
+        role_note = None
         try:
+            stated = core.answerer.role_stated(text) if state.role is None else None
+            if stated and not (stated in STAFF_ROLES and core.require_staff_proof):
+                # «Jeg er ny lærer. Hva må jeg vite …?» says who asks: answer as that role, and say so last.
+                state.role = stated
+                role_note = core.catalog.get("chat.role_noted", lang, role=core.t(f"role.{stated}", lang))
             answer = core.answerer.ask(text, role=core.retrieval_role(state), lang=lang,
                                        writer_role=state.role, check_safety=check_safety)
             recent, asked = self._recall(state.user_id), text
@@ -154,7 +160,8 @@ class Questions:
             core.store.record_question(True)
             self._remember(state.user_id, text, answer.section)
             buttons = self._buttons(state, answer, lang, text)
-            text_out = "\n\n".join(lead_notes + lines + [core.catalog.get("answer.general_rules", lang)])
+            text_out = "\n\n".join(lead_notes + lines + [core.catalog.get("answer.general_rules", lang)]
+                                     + [role_note] * bool(role_note))
             feedback_id = core.feedback.remember(state.user_id, citations)
             return [Reply(text_out, citations, buttons, kind="answer", feedback_id=feedback_id, lang=lang)]
         if answer.kind == "chat":
@@ -173,9 +180,12 @@ class Questions:
                           lang=lang)]
         self._remember(state.user_id, asked, answer.section)
         if answer.kind == "vague":
-            text_out = "\n\n".join(lead_notes + [answer.short or answer.answer, core.catalog.get("chat.vague", lang)])
+            text_out = "\n\n".join(lead_notes + [answer.short or answer.answer, core.catalog.get("chat.vague", lang)]
+                                     + [role_note] * bool(role_note))
             return [Reply(text_out, list(answer.citations[:1]) if answer.short else list(answer.citations),
                           buttons, kind="vague", lang=lang)]
+        if role_note:
+            text_out = f"{text_out}\n\n{role_note}"
         citations = list(answer.citations)
         feedback_id = core.feedback.remember(state.user_id, citations) if citations else None
         return [Reply(text_out, citations, buttons, kind="answer", feedback_id=feedback_id, lang=lang)]

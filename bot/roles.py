@@ -12,3 +12,5 @@ AUDIENCES_FOR_ROLE = {
     "new_teacher": ("public", "staff"),
 }
 PUBLIC_ROLE = "parent"
+STAFF_ROLES = ("staff", "new_teacher")  # roles that may need proof before they see staff passages
+ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}  # chat intents that state a role

@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
 from bot.replies import Button, Reply
-from bot.roles import PUBLIC_ROLE
+from bot.roles import PUBLIC_ROLE, STAFF_ROLES
 from bot.store import UserState
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,6 @@ ATTEMPT_WINDOW = 24 * 3600  # seconds
 MAX_GLOBAL_ATTEMPTS = 30  # wrong codes by all users together within GLOBAL_WINDOW; then nobody may try
 GLOBAL_WINDOW = 3600  # seconds
 GLOBAL_KEY = "all-users"  # the store key of the global count (not a user)
-STAFF_ROLES = ("staff", "new_teacher")
 LIST_PROOF = "list"
 
 _public_only: contextvars.ContextVar[bool] = contextvars.ContextVar("kap12_public_only", default=False)

@@ -113,6 +113,10 @@ class FakeAnswerer:
     def known_phrase(text: str) -> str | None:
         return None
 
+    @staticmethod
+    def role_stated(text: str) -> str | None:
+        return None  # the fake has no chat classifier
+
     def resolve(self, key: str, role: str) -> FakePassage | None:
         """The first passage of the key's document whose title or a heading starts with the key's heading."""
         doc_id, _, heading = key.partition("#")

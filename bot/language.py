@@ -51,6 +51,8 @@ def detect_language(text: str) -> str:
     if any(re.search(r"[æøå]", word) and not word[:1].isupper() for word in _WORD.findall(text[:400])):
         scores["en"] = 0
     best = max(scores, key=lambda lang: scores[lang])
+    if best == "other" and words and len(words) < 3 and scores["other"] == len(words):  # «mahadsanid», «dziękuję»
+        return "other"
     if scores[best] < 1 or (len(words) < 3 and scores[best] < 2):
         return ""
     # Nynorsk and bokmål share most words: only clearly nynorsk words decide for nynorsk.

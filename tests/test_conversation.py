@@ -100,6 +100,12 @@ def test_a_short_question_declined_on_its_own_is_read_with_the_case_just_asked(d
     assert one(dialog.handle_text(USER, "Når er vinterferien?")).kind == "decline"
 
 
+def test_thanks_are_answered_in_the_sessions_language_and_a_foreign_one_in_english(dialog):
+    dialog.handle_button(USER, "l|nn")
+    assert one(dialog.handle_text(USER, "takk for hjelpa")).text == dialog.catalog.get("chat.thanks", "nn")
+    assert one(dialog.handle_text("other-user", "mahadsanid")).text == dialog.catalog.get("chat.thanks", "en")
+
+
 def test_asking_for_nynorsk_switches_to_nynorsk(dialog):
     reply = one(dialog.handle_text(USER, "kan du svare på nynorsk?"))
     assert dialog.language(USER) == "nn" and reply.text.startswith(dialog.catalog.get("chat.language_set", "nn"))

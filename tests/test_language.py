@@ -27,3 +27,14 @@ def test_a_norwegian_place_name_does_not_make_english_another_language():
                        ("hva gjør skolen når barnet mitt blir plaget", "nb"),
                        ("må skolen lage en plan?", "nb")):
         assert detect_language(text) == lang, text
+
+
+def test_a_norwegian_thanks_is_not_english_and_a_foreign_one_word_thanks_is_another_language():
+    # «for» is a Norwegian word as much as an English one
+    for text in ("takk for hjelpa", "takk for hjelpen", "tusen takk for svaret"):
+        assert detect_language(text) in ("", "nb", "nn"), text
+    assert detect_language("thank you for your help") == "en"
+    for text in ("mahadsanid", "dziękuję", "dzieki"):
+        assert detect_language(text) == "other", text
+    for text in ("ok", "in", "hei", "13"):  # one word that is no one's alone says nothing
+        assert detect_language(text) == "", text

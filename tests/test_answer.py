@@ -350,6 +350,9 @@ def test_a_pupil_is_answered_from_the_pupils_guide_in_their_language(answerer, q
 @pytest.mark.parametrize("question,lang,heading", [
     ("hvordan sier jeg fra om mobbing på skolen", "nb", "Hvem kan jeg si det til?"),
     ("korleis seier eg frå at eg blir mobba", "nn", "Kven kan eg seie det til?"),
+    # the one being hurt need not be the one who moves: the measures can be aimed at those who hurt
+    ("må jeg bytte klasse når det er de andre som mobber meg?", "nb", "Hvis du vil bytte klasse eller skole"),
+    ("can I change class because of the bullies?", "en", "If you want to change class or school"),
 ])
 def test_a_pupil_asking_how_to_tell_is_told_whom_to_tell(answerer, question, lang, heading):
     answer = answerer.ask(question, role="pupil", lang=lang)

@@ -9,7 +9,7 @@ import logging
 
 from bot.i18n import LANGUAGES
 from bot.replies import Button, Reply
-from bot.roles import ROLES
+from bot.roles import PRIMARY_FLOW, ROLES
 from bot.walkthrough import pick
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,6 @@ BUTTON_COMMANDS = ("start", "hjelp", "meld", "rolle", "sprak", "kilder", "person
 
 SOURCE_KINDS = ("law-guide", "plan", "routine", "guidance", "municipal-decision")
 
-# The walkthrough /meld starts for each role; if it is missing, the first flow offered to the role is used.
-PRIMARY_FLOW = {"parent": "forelder-utrygg", "pupil": "elev-utrygg", "staff": "ansatt-melde",
-                "new_teacher": "nyutdannet"}
 
 
 def command_name(command) -> str:

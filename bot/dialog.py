@@ -38,7 +38,7 @@ from bot.flows import Flow
 from bot.i18n import LANGUAGES, Catalog
 from bot.questions import Questions
 from bot.replies import Button, Reply
-from bot.roles import ROLES
+from bot.roles import PRIMARY_FLOW, ROLES
 from bot.staff_proof import StaffProof
 from bot.store import Store, UserState
 from bot.walkthrough import Walkthroughs, pick
@@ -325,8 +325,6 @@ class Dialog:
 
     def menu(self, state: UserState, *, lead: str | None = None, kind: str = "menu") -> Reply:
         """The main menu: resume (if in a flow), the flows for the user's role, ask, role and language."""
-        from bot.commands import PRIMARY_FLOW
-
         lang = state.language
         offered = self.walk.offered(state, PRIMARY_FLOW.get(state.role or "parent"))
         text = self.t("menu" if offered else "menu_no_flows", lang)

@@ -20,7 +20,7 @@ from bot.errors import DocumentError
 
 from bot.language import detect_language
 from bot.replies import Button, Reply
-from bot.roles import ROLE_INTENTS, STAFF_ROLES
+from bot.roles import PRIMARY_FLOW, ROLE_INTENTS, STAFF_ROLES
 from bot.walkthrough import pick
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,9 @@ class Questions:
         text_out = "\n\n".join(lead_notes + [answer.answer])
         core.explain.saw(state.user_id, answer.short or answer.answer if answer.kind == "vague" else text_out)
         if not answer.answered:
+            if answer.kind == "decline" and core.answerer.nearer_a_section_than_off_topic(text):
+                # «kan jeg bytte klasse?» may be about not being safe: the way in, not only a closed door.
+                text_out, buttons = self._way_in(state, answer, lang, text_out, buttons)
             return [Reply(text_out, [], buttons, kind=answer.kind if answer.kind == "decline" else "refusal",
                           lang=lang)]
         self._remember(state.user_id, asked, answer.section)
@@ -201,8 +204,6 @@ class Questions:
         if suggested and core.walk.allowed(suggested, state):
             flows.append(suggested)
         if answer.kind == "vague":
-            from bot.commands import PRIMARY_FLOW
-
             flows += core.walk.offered(state, PRIMARY_FLOW.get(state.role or "parent"))[:3]
         resume = core.walk.resume_button(state)
         if resume:  # mid-walkthrough, "1" keeps meaning "continue where you were"
@@ -217,6 +218,15 @@ class Questions:
         if not resume:
             rows.append([core.menu_button(lang)])
         return rows
+
+    def _way_in(self, state, answer, lang: str, text_out: str, buttons: list) -> tuple[str, list]:
+        """A decline close to what the bot covers, plus the walkthrough for the reader's role."""
+        flow = self.core.walk.flows.get(PRIMARY_FLOW.get(state.role or answer.role, ""))
+        if flow is None or not self.core.walk.allowed(flow, state) or flow.id == state.flow_id:
+            return text_out, buttons
+        label = self.core.t("button.start_flow", lang, title=pick(flow.title, lang))
+        return (f"{text_out}\n\n{self.core.catalog.get('answer.decline_near', lang)}",
+                [[Button(label, self.core.button_data("f", flow.id))], *buttons])
 
     def _urgent(self, state, text: str, answer) -> list[Reply]:
         """Help numbers first; then the offer to go on to what the school must do."""
@@ -297,8 +307,6 @@ class Questions:
     def on_button(self, state, args: list[str]) -> list[Reply] | None:
         """x|go: after help numbers, go on to the normal answer to the same question (safety already shown)."""
         if args == ["go"]:
-            from bot.commands import PRIMARY_FLOW
-
             # What the school must do, step by step: the walkthrough for the user's role, or, before one is
             # chosen, for whom the message read as written by (the message itself is not kept, so it cannot be
             # re-read). Asking for the role first would leave a frightened child at a menu.

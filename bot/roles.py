@@ -14,3 +14,6 @@ AUDIENCES_FOR_ROLE = {
 PUBLIC_ROLE = "parent"
 STAFF_ROLES = ("staff", "new_teacher")  # roles that may need proof before they see staff passages
 ROLE_INTENTS = {"i_am_parent": "parent", "i_am_pupil": "pupil", "i_am_staff": "staff"}  # chat intents that state a role
+# The walkthrough /meld starts for each role; if it is missing, the first flow offered to the role is used.
+PRIMARY_FLOW = {"parent": "forelder-utrygg", "pupil": "elev-utrygg", "staff": "ansatt-melde",
+                "new_teacher": "nyutdannet"}

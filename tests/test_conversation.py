@@ -91,6 +91,15 @@ def test_a_stated_staff_role_waits_for_proof_when_proof_is_required(real_index_d
     assert guarded.store.get_user(USER) is None or guarded.store.get_user(USER).role is None
 
 
+def test_a_decline_close_to_the_school_environment_offers_the_walkthrough_and_a_far_one_does_not(dialog):
+    dialog.handle_button(USER, "r|pupil")
+    near = one(dialog.handle_text(USER, "kan jeg bytte klasse?"))  # may well be about not being safe
+    assert near.kind == "decline" and "f|elev-utrygg" in data(near)
+    assert dialog.catalog.get("answer.decline_near", "nb") in near.text
+    far = one(dialog.handle_text(USER, "Når er vinterferien?"))
+    assert far.kind == "decline" and not any(d.startswith("f|") for d in data(far))
+
+
 def test_a_short_question_declined_on_its_own_is_read_with_the_case_just_asked(dialog):
     dialog.handle_button(USER, "r|parent")
     assert one(dialog.handle_text(USER, "Barnet mitt blir mobbet, hva må skolen gjøre?")).kind == "answer"
